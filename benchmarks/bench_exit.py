@@ -1,0 +1,119 @@
+"""Benchmark of the county exit assessment (target: all four criteria of one county in <= 2 s).
+
+    python benchmarks/bench_exit.py [--reps 20] [--oc-reps 50]
+
+Times, for a synthetic county from ``evalkit.synth`` (demo profile, first poverty county with a
+planned exit year) and for a large built frame (300 villages, ~50,000 households):
+the frame + draw (:func:`evalkit.survey.draw_sample`), the survey fill
+(:func:`evalkit.survey.survey_from_truth`), the estimation of the four criteria
+(:func:`evalkit.exit.estimate_criteria`, first call including svy's warm-up, then the median) and
+one replication of :func:`evalkit.exit.operating_characteristic`.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import pandas as pd
+
+_t0 = time.perf_counter()
+from evalkit.exit import decision, estimate_criteria, operating_characteristic  # noqa: E402  (imports svy)
+from evalkit.survey import draw_sample, survey_from_truth  # noqa: E402
+
+IMPORT_S = time.perf_counter() - _t0
+TARGET_S = 2.0
+
+
+def built_county(county: str = "610199", n_villages: int = 300, mean_hh: int = 170, year: int = 2018, seed: int = 0):
+    """A large random county in the canonical model (villages, households, truth, counties)."""
+    rng = np.random.default_rng(seed)
+    vcode = np.array([f"{county}{i:06d}" for i in range(1, n_villages + 1)])
+    villages = pd.DataFrame({"village_code": vcode, "county_code": county, "township_name": "t",
+                             "village_name": vcode, "is_poverty_village": rng.random(n_villages) < 0.3})
+    nh = rng.integers(mean_hh // 3, 2 * mean_hh, n_villages)
+    v = np.repeat(vcode, nh)
+    n = v.size
+    registered = rng.random(n) < np.where(np.repeat(villages["is_poverty_village"].to_numpy(), nh), 0.35, 0.12)
+    exit_year = np.where(registered & (rng.random(n) < 0.8), rng.integers(2015, 2020, n), -1)
+    households = pd.DataFrame({
+        "household_id": [f"{county}{i:010d}" for i in range(n)], "village_code": v, "county_code": county,
+        "household_size": rng.integers(1, 7, n), "registered": registered,
+        "registration_year": pd.array(np.where(registered, 2014, 0), dtype="Int64"),
+        "exit_year": pd.array(exit_year, dtype="Int64"),
+    })
+    households.loc[households["exit_year"] < 0, "exit_year"] = pd.NA
+    households.loc[~households["registered"], "registration_year"] = pd.NA
+    truth = pd.DataFrame({"household_id": households["household_id"], "year": year, "county_code": county,
+                          "true_income_per_capita": rng.lognormal(np.log(8000), 0.3, n)})
+    for g in ("food_clothing", "education", "medical", "housing", "water"):
+        truth[f"true_{g}_ok"] = rng.random(n) > 0.002
+    truth["true_poor"] = False
+    truth["true_approves"] = rng.random(n) < 0.96
+    counties = pd.DataFrame({"county_code": [county], "rural_population": [int(households["household_size"].sum())]})
+    return villages, households, truth, counties, year
+
+
+def synth_county():
+    """The first demo county with a planned exit year, from evalkit.synth (None if unavailable)."""
+    try:
+        from evalkit import synth
+        prof = synth.profile_counties("demo")
+        spec = next(c for c in prof.counties if c.is_poverty_county and c.planned_exit_year)
+        res = synth.generate_county(spec, seed=0, scale=prof.default_scale)
+    except Exception as e:  # generator not wired or changed: the built frame still runs
+        print(f"evalkit.synth not usable ({type(e).__name__}: {e}); built frame only")
+        return None
+    return (res["villages"], res["households"], res["truth"], pd.DataFrame([res["county"]]),
+            int(spec.planned_exit_year))
+
+
+def bench(name: str, villages, households, truth, counties, year: int, reps: int, oc_reps: int) -> float:
+    county = str(households["county_code"].iloc[0])
+    t0 = time.perf_counter()
+    sample = draw_sample(households, villages, year, seed=0)
+    t_draw = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fs = survey_from_truth(sample, truth, year)
+    t_fill = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    crit = estimate_criteria(fs, households, county, year, counties=counties)
+    t_first = time.perf_counter() - t0
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        estimate_criteria(fs, households, county, year, counties=counties)
+        times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    operating_characteristic(households, villages, truth, county, year, n_reps=oc_reps, counties=counties)
+    t_oc = (time.perf_counter() - t0) / oc_reps
+    med = statistics.median(times)
+    print(f"\n== {name}: county {county}, {year}: {len(villages)} villages, {len(households):,} households; "
+          f"sample {len(fs)} households in {fs['village_code'].nunique()} villages")
+    print(f"draw_sample            {t_draw * 1e3:8.1f} ms")
+    print(f"survey_from_truth      {t_fill * 1e3:8.1f} ms")
+    print(f"estimate_criteria      {t_first * 1e3:8.1f} ms first call, {med * 1e3:.1f} ms median of {reps} "
+          f"(target <= {TARGET_S:.0f} s: {'OK' if max(t_first, med) <= TARGET_S else 'SLOW'})")
+    print(f"operating_characteristic {t_oc * 1e3:6.1f} ms per replication ({oc_reps} replications)")
+    print(crit[["est", "se", "lci", "uci", "verdict", "official_verdict"]].round(4).to_string())
+    print("decision:", decision(crit))
+    return max(t_first, med)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--oc-reps", type=int, default=50)
+    a = ap.parse_args()
+    print(f"import evalkit.exit (svy, polars): {IMPORT_S * 1e3:.0f} ms")
+    worst = 0.0
+    sc = synth_county()
+    if sc is not None:
+        worst = max(worst, bench("evalkit.synth demo", *sc, a.reps, a.oc_reps))
+    worst = max(worst, bench("built frame", *built_county(), a.reps, a.oc_reps))
+    print(f"\nslowest estimate_criteria: {worst:.3f} s (target {TARGET_S} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+# Cross-check of evalkit.exit.estimate_criteria against R's survey package.
+# Run from the repository root:
+#   Rscript tests/fixtures_r/crosscheck.R > tests/fixtures_r/crosscheck_R_output.txt
+# tests/test_exit.py parses the output (R is not needed to run the tests).
+#
+# Inputs: fixture.csv (field survey of county 610102, 2018) and register.csv (its register).
+# Constants: the 2018 poverty line of evalkit's policy (2995 yuan) and the rural population
+# passed to estimate_criteria through `counties` (5000 persons).
+suppressMessages(library(survey))
+options(digits = 15)
+dir <- "tests/fixtures_r"
+line <- 2995
+rural_population <- 5000
+year <- 2018
+guar <- c("food_clothing_ok", "education_ok", "medical_ok", "housing_ok", "water_ok")
+ids <- c(household_id = "character", village_code = "character", county_code = "character")
+d <- read.csv(file.path(dir, "fixture.csv"), colClasses = ids)
+reg <- read.csv(file.path(dir, "register.csv"), colClasses = ids)
+# pandas writes True/False, which read.csv leaves as text
+as_lgl <- function(x) as.logical(toupper(as.character(x)))
+for (g in c(guar, "approves")) d[[g]] <- as_lgl(d[[g]])
+reg$registered <- as_lgl(reg$registered)
+
+# household flags: exit standard = income strictly above the line and every guarantee
+meets <- d$surveyed_income_per_capita > line & rowSums(!as.matrix(d[guar])) == 0
+d$we_num <- d$household_size * (d$hh_stratum == "exited" & !meets)
+d$we_den <- d$household_size * (d$hh_stratum == "exited")
+d$mp_num <- d$household_size * (d$hh_stratum == "non_registered" & !meets)
+d$mp_den <- d$household_size * (d$hh_stratum == "non_registered")
+d$ap <- as.numeric(d$approves)
+d$one <- 1
+
+# register totals in 2018
+registered <- reg$registered & (is.na(reg$registration_year) | reg$registration_year <= year)
+exited <- registered & !is.na(reg$exit_year) & reg$exit_year <= year
+P <- sum(reg$household_size[registered & !exited])   # remaining registered poor persons
+E <- sum(reg$household_size[exited])                 # exited registered persons
+N <- sum(reg$household_size[!registered])            # non-registered persons
+R <- rural_population
+cat(sprintf("register P=%.15g E=%.15g N=%.15g R=%.15g\n", P, E, N, R))
+
+show <- function(design_name, crit, est, se, D) {
+  df <- degf(D); tq <- qt(0.975, df)
+  cat(sprintf("design=%s criterion=%s est=%.15g se=%.15g lci=%.15g uci=%.15g df=%d\n",
+              design_name, crit, est, se, est - tq * se, est + tq * se, df))
+}
+
+run <- function(design_name, dd) {
+  D <- svydesign(ids = ~village_code, strata = ~stratum, weights = ~weight, data = dd, nest = TRUE)
+  rr <- svyratio(~we_num + mp_num, ~we_den + mp_den, D, covmat = TRUE)
+  V <- vcov(rr); cf <- coef(rr); nm <- names(cf)
+  iwe <- which(nm == "we_num/we_den"); imp <- which(nm == "mp_num/mp_den")
+  show(design_name, "wrongly_exited_rate", cf[iwe], sqrt(V[iwe, iwe]), D)
+  show(design_name, "missed_poor_rate", cf[imp], sqrt(V[imp, imp]), D)
+  m <- svymean(~ap, D)
+  show(design_name, "approval_rate", coef(m), SE(m), D)
+  # comprehensive incidence: (P + r_we E + r_mp N) / R, delta method on the totals
+  tt <- svytotal(~we_num + we_den + mp_num + mp_den + ap + one, D)
+  comp <- svycontrast(tt, bquote((.(P) + we_num / we_den * .(E) + mp_num / mp_den * .(N)) / .(R)))
+  show(design_name, "comprehensive_poverty_rate", coef(comp), SE(comp), D)
+  # the same from svyratio(covmat=TRUE): linear combination of the two ratios
+  lin <- svycontrast(rr, setNames(c(E / R, N / R), c("we_num/we_den", "mp_num/mp_den")))
+  cat(sprintf("design=%s check=linear_from_covmat est=%.15g se=%.15g\n", design_name,
+              P / R + coef(lin), SE(lin)))
+  # joint covariance of the three sample rates
+  j <- svycontrast(tt, list(we = quote(we_num / we_den), mp = quote(mp_num / mp_den), ap = quote(ap / one)))
+  Vj <- vcov(j)
+  cat(sprintf("design=%s cov we_we=%.15g we_mp=%.15g we_ap=%.15g mp_mp=%.15g mp_ap=%.15g ap_ap=%.15g\n",
+              design_name, Vj[1, 1], Vj[1, 2], Vj[1, 3], Vj[2, 2], Vj[2, 3], Vj[3, 3]))
+}
+
+cat("survey version:", as.character(packageVersion("survey")), "\n")
+run("full", d)
+
+# singleton: keep one village of the deep_poverty_village stratum
+dv <- sort(unique(d$village_code[d$stratum == "deep_poverty_village"]))
+ds <- d[d$stratum != "deep_poverty_village" | d$village_code == dv[1], ]
+for (opt in c("certainty", "adjust", "average")) {
+  options(survey.lonely.psu = opt)
+  run(paste0("singleton_", opt), ds)
+}
+options(survey.lonely.psu = "fail")

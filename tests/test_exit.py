@@ -1,0 +1,464 @@
+"""Tests of evalkit.exit: flags, the four criteria against R's survey package, verdicts, bad input,
+and the operating characteristic."""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evalkit.config import Policy, load_policy
+from evalkit.exit import (
+    CRITERIA,
+    ExitAssessmentError,
+    criterion_flags,
+    decision,
+    estimate_criteria,
+    operating_characteristic,
+    plot_operating_characteristic,
+    register_totals,
+    true_rates,
+    verdicts,
+)
+from evalkit.survey import SampleDesign, draw_sample, survey_from_truth
+
+FIX = Path(__file__).parent / "fixtures_r"
+IDS = {"household_id": str, "village_code": str, "county_code": str}
+GUAR = ["food_clothing_ok", "education_ok", "medical_ok", "housing_ok", "water_ok"]
+
+
+# ---------------------------------------------------------------------------------------------
+# R cross-check (tests/fixtures_r: fixture.csv + register.csv -> crosscheck.R -> output)
+# ---------------------------------------------------------------------------------------------
+def _fixture():
+    fs = pd.read_csv(FIX / "fixture.csv", dtype=IDS)
+    reg = pd.read_csv(FIX / "register.csv", dtype=IDS)
+    for c in ("registration_year", "exit_year"):
+        reg[c] = reg[c].astype("Int64")
+    return fs, reg
+
+
+def _r_output() -> tuple[dict, dict, dict]:
+    crit, cov, register = {}, {}, {}
+    for line in (FIX / "crosscheck_R_output.txt").read_text().splitlines():
+        kv = dict(re.findall(r"(\w+)=(\S+)", line))
+        if line.startswith("register"):
+            register = {k: float(v) for k, v in kv.items()}
+        elif "criterion" in kv:
+            crit[(kv["design"], kv["criterion"])] = {k: float(kv[k]) for k in ("est", "se", "lci", "uci", "df")}
+        elif line.startswith("design=") and " cov " in line:
+            cov[kv["design"]] = {k: float(v) for k, v in kv.items() if k != "design"}
+    return crit, cov, register
+
+
+R_CRIT, R_COV, R_REGISTER = _r_output()
+R_RURAL = 5000  # rural population used by crosscheck.R
+R_CASES = {"full": None, "singleton_certainty": "certainty", "singleton_adjust": "adjust",
+           "singleton_average": "average"}
+
+
+def _singleton_subset(fs: pd.DataFrame) -> pd.DataFrame:
+    # as in crosscheck.R: keep only the first village of the deep_poverty_village stratum
+    first = sorted(fs.loc[fs["stratum"] == "deep_poverty_village", "village_code"].unique())[0]
+    return fs[(fs["stratum"] != "deep_poverty_village") | (fs["village_code"] == first)]
+
+
+def test_r_output_parsed():
+    assert len(R_CRIT) == 16 and len(R_COV) == 4
+    assert load_policy().poverty_line(2018) == 2995  # the line hard-coded in crosscheck.R
+
+
+def test_register_totals_match_r():
+    _, reg = _fixture()
+    tot = register_totals(reg, "610102", 2018, pd.DataFrame({"county_code": ["610102"], "rural_population": [R_RURAL]}))
+    assert (tot["remaining_poor_persons"], tot["exited_persons"], tot["non_registered_persons"],
+            tot["rural_population"]) == (R_REGISTER["P"], R_REGISTER["E"], R_REGISTER["N"], R_REGISTER["R"])
+    assert tot["rural_population_source"] == "counties.rural_population"
+
+
+@pytest.mark.parametrize("case", list(R_CASES))
+def test_agrees_with_r_survey(case):
+    fs, reg = _fixture()
+    if case != "full":
+        fs = _singleton_subset(fs)
+    counties = pd.DataFrame({"county_code": ["610102"], "rural_population": [R_RURAL]})
+    res = estimate_criteria(fs, reg, "610102", 2018, singleton=R_CASES[case], counties=counties)
+    for c in CRITERIA:
+        r = R_CRIT[(case, c)]
+        for f in ("est", "se", "lci", "uci", "df"):
+            assert res.loc[c, f] == pytest.approx(r[f], rel=1e-6), (case, c, f)
+    V = np.array(res.attrs["covariance"])
+    assert res.attrs["covariance_keys"] == ["wrongly_exited_rate", "missed_poor_rate", "approval_rate"]
+    rc = R_COV[case]
+    want = np.array([[rc["we_we"], rc["we_mp"], rc["we_ap"]],
+                     [rc["we_mp"], rc["mp_mp"], rc["mp_ap"]],
+                     [rc["we_ap"], rc["mp_ap"], rc["ap_ap"]]])
+    np.testing.assert_allclose(V, want, rtol=1e-6)
+    if case == "full":
+        assert res.attrs["singleton_strata"] == []
+    else:
+        assert res.attrs["singleton_strata"] == ["deep_poverty_village"]
+        assert res.attrs["singleton_method"] == R_CASES[case]
+
+
+def test_default_singleton_rule_is_the_policy_one():
+    fs, reg = _fixture()
+    res = estimate_criteria(_singleton_subset(fs), reg, "610102", 2018)
+    assert res.attrs["singleton_method"] == load_policy().section("survey")["singleton_method"] == "certainty"
+    assert res.attrs["singleton_method_svy"] == "skip"
+    assert res.loc["wrongly_exited_rate", "se"] == pytest.approx(
+        R_CRIT[("singleton_certainty", "wrongly_exited_rate")]["se"], rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# hand-worked comprehensive incidence
+# ---------------------------------------------------------------------------------------------
+def _hand_survey() -> pd.DataFrame:
+    # Two strata A, B with two villages each; one exited and one non-registered household per village.
+    # weights: households of A villages 10, of B villages 20.
+    rows = [  # village, stratum, hh_stratum, weight, size, income, failed guarantee, approves
+        ("a1", "A", "exited", 10, 4, 1000, None, True),        # wrongly exited (income)
+        ("a1", "A", "non_registered", 10, 2, 5000, None, False),
+        ("a2", "A", "exited", 10, 2, 5000, None, True),
+        ("a2", "A", "non_registered", 10, 3, 5000, "housing_ok", True),  # missed (housing)
+        ("b1", "B", "exited", 20, 3, 5000, None, True),
+        ("b1", "B", "non_registered", 20, 5, 5000, None, True),
+        ("b2", "B", "exited", 20, 1, 5000, "water_ok", True),      # wrongly exited (water)
+        ("b2", "B", "non_registered", 20, 4, 5000, None, True),
+    ]
+    fs = pd.DataFrame(rows, columns=["village_code", "stratum", "hh_stratum", "weight", "household_size",
+                                     "surveyed_income_per_capita", "_fail", "approves"])
+    fs["county_code"], fs["survey_year"] = "610101", 2018
+    fs["household_id"] = [f"h{i}" for i in range(len(fs))]
+    fs["prob_village"], fs["prob_household"] = 1.0, 1 / fs["weight"]
+    for g in GUAR:
+        fs[g] = fs["_fail"] != g
+    return fs.drop(columns="_fail")
+
+
+def _hand_register() -> pd.DataFrame:
+    # P = 50 remaining poor persons, E = 300 exited persons, N = 1000 + 1 non-registered persons;
+    # one household in each sampled village so that every sample village is in the frame.
+    return pd.DataFrame({
+        "household_id": ["r1", "r2", "r3", "r4"], "village_code": ["a1", "a2", "b1", "b2"],
+        "county_code": "610101", "household_size": [50, 300, 1000, 1],
+        "registered": [True, True, False, False],
+        "registration_year": pd.array([2014, 2014, None, None], dtype="Int64"),
+        "exit_year": pd.array([None, 2017, None, None], dtype="Int64"),
+    })
+
+
+def test_comprehensive_incidence_by_hand():
+    fs, reg = _hand_survey(), _hand_register()
+    counties = pd.DataFrame({"county_code": ["610101"], "rural_population": [2000]})
+    res = estimate_criteria(fs, reg, "610101", 2018, counties=counties)
+    # exited persons, weighted:        10*4 + 10*2 + 20*3 + 20*1 = 140
+    # wrongly exited persons, weighted: 10*4 + 20*1             = 60   -> r_we = 60/140 = 3/7
+    assert res.loc["wrongly_exited_rate", "est"] == pytest.approx(3 / 7, rel=1e-12)
+    # non-registered persons, weighted: 10*2 + 10*3 + 20*5 + 20*4 = 230
+    # missed persons, weighted:         10*3                      = 30   -> r_mp = 30/230 = 3/23
+    assert res.loc["missed_poor_rate", "est"] == pytest.approx(3 / 23, rel=1e-12)
+    # approval: weighted households 4*10 + 4*20 = 120, disapproving 10 -> 110/120
+    assert res.loc["approval_rate", "est"] == pytest.approx(110 / 120, rel=1e-12)
+    # register: P = 50, E = 300, N = 1000 + 1 = 1001, R = 2000 (counties.rural_population)
+    # C = (50 + 300 * 3/7 + 1001 * 3/23) / 2000
+    #   = (50 + 128.5714286 + 130.5652174) / 2000 = 309.1366460 / 2000 = 0.1545683230
+    c = (50 + 300 * 3 / 7 + 1001 * 3 / 23) / 2000
+    assert c == pytest.approx(0.154568323, rel=1e-9)
+    assert res.loc["comprehensive_poverty_rate", "est"] == pytest.approx(c, rel=1e-12)
+    # its SE: a' V a with a = (E/R, N/R) on svy's joint covariance of the two rates
+    a = np.array([300 / 2000, 1001 / 2000])
+    V = np.array(res.attrs["covariance"])[:2, :2]
+    assert res.loc["comprehensive_poverty_rate", "se"] == pytest.approx(np.sqrt(a @ V @ a), rel=1e-10)
+    # n: sampled households in the denominators; df = 4 villages - 2 strata
+    assert res["n"].tolist() == [4, 4, 8, 8]
+    assert (res["df"] == 2).all()
+    # without counties the rural population is the register's persons: 50 + 300 + 1000 + 1
+    res2 = estimate_criteria(fs, reg, "610101", 2018)
+    assert res2.loc["comprehensive_poverty_rate", "est"] == pytest.approx(c * 2000 / 1351, rel=1e-12)
+
+
+def test_criterion_flags_and_reasons():
+    fs = _hand_survey()
+    line = load_policy().poverty_line(2018)
+    fs.loc[2, "surveyed_income_per_capita"] = line          # exactly at the line: not above it
+    fs.loc[4, "education_ok"] = False
+    fs.loc[4, "surveyed_income_per_capita"] = line - 1
+    f = criterion_flags(fs, None, 2018)
+    assert f["wrongly_exited"].tolist() == [True, False, True, False, True, False, True, False]
+    assert f["missed"].tolist() == [False, False, False, True, False, False, False, False]
+    assert f["reasons"].tolist() == ["income_below_line", "", "income_below_line", "housing", "income_below_line;education",
+                                     "", "water", ""]
+    assert f["wrongly_exited_persons"].sum() == 4 + 2 + 3 + 1
+    assert f["missed_persons"].sum() == 3
+    assert (f["follow_up"] == (f["wrongly_exited"] | f["missed"])).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# verdicts
+# ---------------------------------------------------------------------------------------------
+def test_verdicts_at_the_boundaries():
+    t = 0.02
+    # max-rate ('below'): pass only when the whole CI is strictly below the threshold
+    cases = [  # est, lci, uci, verdict, official
+        (0.010, 0.000, 0.0199, "pass", "pass"),
+        (0.010, 0.000, 0.020, "borderline", "pass"),   # CI touches the threshold: the touching point fails
+        (0.020, 0.010, 0.030, "borderline", "fail"),   # point estimate at the threshold fails (strict <)
+        (0.030, 0.020, 0.040, "fail", "fail"),         # lower bound at the threshold: whole CI fails
+        (0.030, 0.0199, 0.040, "borderline", "fail"),
+    ]
+    v, o = verdicts(*zip(*[c[:3] for c in cases]), [t] * len(cases), ["below"] * len(cases))
+    assert list(v) == [c[3] for c in cases] and list(o) == [c[4] for c in cases]
+    t = 0.9
+    cases = [  # min-rate ('at_least'): passes at the threshold
+        (0.95, 0.90, 0.99, "pass", "pass"),            # lower bound at the threshold passes
+        (0.90, 0.85, 0.95, "borderline", "pass"),      # point estimate at the threshold passes (>=)
+        (0.88, 0.85, 0.90, "borderline", "fail"),      # upper bound at the threshold: not wholly failing
+        (0.88, 0.85, 0.8999, "fail", "fail"),
+    ]
+    v, o = verdicts(*zip(*[c[:3] for c in cases]), [t] * len(cases), ["at_least"] * len(cases))
+    assert list(v) == [c[3] for c in cases] and list(o) == [c[4] for c in cases]
+    with pytest.raises(ValueError):
+        verdicts([0.1], [0], [0.2], [0.5], ["above"])
+
+
+def test_decision():
+    def crit(v, o):
+        return pd.DataFrame({"verdict": v, "official_verdict": o}, index=list(CRITERIA))
+    assert decision(crit(["pass"] * 4, ["pass"] * 4)) == {"overall": "pass", "official_point_rule": "pass"}
+    assert decision(crit(["pass", "borderline", "pass", "pass"], ["pass"] * 4))["overall"] == "borderline"
+    assert decision(crit(["pass", "borderline", "fail", "pass"], ["pass", "pass", "fail", "pass"])) == {
+        "overall": "fail", "official_point_rule": "fail"}
+
+
+def _policy_with(**exit_criteria) -> Policy:
+    raw = copy.deepcopy(load_policy().raw)
+    raw["exit_criteria"].update(exit_criteria)
+    return Policy(raw=raw, sources=("test",))
+
+
+def test_estimate_equal_to_threshold_uses_official_rule():
+    fs, reg = _hand_survey(), _hand_register()
+    base = estimate_criteria(fs, reg, "610101", 2018)
+    # thresholds set exactly at the point estimates: max-rates fail (strict <), approval passes (>=)
+    pol = _policy_with(wrongly_exited_rate_max=float(base.loc["wrongly_exited_rate", "est"]),
+                       approval_rate_min=float(base.loc["approval_rate", "est"]))
+    res = estimate_criteria(fs, reg, "610101", 2018, policy=pol)
+    assert res.loc["wrongly_exited_rate", "official_verdict"] == "fail"
+    assert res.loc["wrongly_exited_rate", "verdict"] == "borderline"
+    assert res.loc["approval_rate", "official_verdict"] == "pass"
+    assert res.loc["approval_rate", "verdict"] == "borderline"
+    # bounds outside [0, 1] are reported as computed, and listed in attrs
+    assert res.attrs["ci_below_zero"] == res.index[res["lci"] < 0].tolist()
+    assert res.attrs["ci_above_one"] == res.index[res["uci"] > 1].tolist()
+
+
+def test_bounds_outside_unit_interval_are_not_clipped():
+    fs, reg = _fixture()
+    res = estimate_criteria(_singleton_subset(fs), reg, "610102", 2018, singleton="average")
+    assert res.loc["approval_rate", "uci"] > 1          # R gives 1.00525 too (see crosscheck output)
+    assert res.attrs["ci_above_one"] == ["approval_rate"]
+    assert any("above 1" in n for n in res.attrs["notes"])
+
+
+def test_thresholds_come_from_policy():
+    fs, reg = _fixture()
+    res = estimate_criteria(fs, reg, "610102", 2018)
+    th = load_policy().exit_thresholds("west")
+    for c in CRITERIA:
+        assert res.loc[c, "threshold"] == th[c]["value"] and res.loc[c, "direction"] == th[c]["direction"]
+    assert res.attrs["region"] == "west"
+    assert res.attrs["register"]["rural_population_source"] == "sum of household_size of the register"
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture()
+def fx():
+    return _fixture()
+
+
+def test_county_not_in_data(fx):
+    fs, reg = fx
+    with pytest.raises(ExitAssessmentError, match="county 610103 is not in the households"):
+        estimate_criteria(fs, reg, "610103", 2018)
+    with pytest.raises(ExitAssessmentError, match="county 610103 is not in the field survey"):
+        estimate_criteria(fs, reg.assign(county_code="610103"), "610103", 2018)
+    with pytest.raises(ExitAssessmentError, match="no field survey for year 2019"):
+        estimate_criteria(fs, reg, "610102", 2019)
+
+
+def test_no_exited_households(fx):
+    fs, reg = fx
+    with pytest.raises(ExitAssessmentError, match="no exited households"):
+        estimate_criteria(fs[fs["hh_stratum"] != "exited"], reg, "610102", 2018)
+    with pytest.raises(ExitAssessmentError, match="no non-registered households"):
+        estimate_criteria(fs[fs["hh_stratum"] != "non_registered"], reg, "610102", 2018)
+
+
+def test_singleton_fail_rule_and_no_df(fx):
+    fs, reg = fx
+    with pytest.raises(ExitAssessmentError, match=r"\['deep_poverty_village'\].*single sampled village"):
+        estimate_criteria(_singleton_subset(fs), reg, "610102", 2018, singleton="fail")
+    with pytest.raises(ExitAssessmentError, match="unknown singleton method"):
+        estimate_criteria(fs, reg, "610102", 2018, singleton="guess")
+    one_each = fs[fs["village_code"].isin(fs.groupby("stratum")["village_code"].min())]
+    with pytest.raises(ExitAssessmentError, match="no usable interval"):
+        estimate_criteria(one_each, reg, "610102", 2018)
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -1.0])
+def test_missing_or_zero_weights(fx, bad):
+    fs, reg = fx
+    fs = fs.copy()
+    fs.loc[[3, 7], "weight"] = bad
+    ids = fs.loc[[3, 7], "household_id"].tolist()
+    with pytest.raises(ExitAssessmentError, match=rf"2 row\(s\) with missing, zero or negative weight.*{ids[0]}"):
+        estimate_criteria(fs, reg, "610102", 2018)
+
+
+def test_sample_villages_not_in_frame(fx):
+    fs, reg = fx
+    gone = sorted(fs["village_code"].unique())[:2]
+    with pytest.raises(ExitAssessmentError, match=rf"2 sampled village\(s\).*{gone[0]}.*{gone[1]}"):
+        estimate_criteria(fs, reg[~reg["village_code"].isin(gone)], "610102", 2018)
+
+
+def test_year_without_line_or_region_without_threshold(fx):
+    fs, reg = fx
+    with pytest.raises(ExitAssessmentError, match="year 2013"):
+        estimate_criteria(fs.assign(survey_year=2013), reg, "610102", 2013)
+    raw = copy.deepcopy(load_policy().raw)
+    del raw["exit_criteria"]["comprehensive_poverty_rate_max"]["west"]
+    with pytest.raises(ExitAssessmentError, match="county 610102.*west"):
+        estimate_criteria(fs, reg, "610102", 2018, policy=Policy(raw=raw))
+
+
+def test_missing_survey_values(fx):
+    fs, reg = fx
+    fs = fs.copy()
+    fs["housing_ok"] = fs["housing_ok"].astype("boolean")
+    fs.loc[5, "housing_ok"] = pd.NA
+    with pytest.raises(ExitAssessmentError, match="1 missing value.*housing_ok"):
+        estimate_criteria(fs, reg, "610102", 2018)
+    fs2, _ = _fixture()
+    fs2.loc[5, "surveyed_income_per_capita"] = np.nan
+    with pytest.raises(ExitAssessmentError, match="surveyed_income_per_capita"):
+        estimate_criteria(fs2, reg, "610102", 2018)
+    fs3, _ = _fixture()
+    with pytest.raises(ExitAssessmentError, match="duplicated household_id"):
+        estimate_criteria(pd.concat([fs3, fs3.iloc[[0]]]), reg, "610102", 2018)
+
+
+def test_village_in_two_strata(fx):
+    fs, reg = fx
+    fs = fs.copy()
+    v = fs["village_code"].iloc[0]
+    fs.loc[fs.index[fs["village_code"] == v][:2], "stratum"] = ["poverty_village", "non_poverty_village"]
+    with pytest.raises(ExitAssessmentError, match=f"{v}.*more than one stratum"):
+        estimate_criteria(fs, reg, "610102", 2018)
+
+
+def test_error_is_a_value_error():
+    assert issubclass(ExitAssessmentError, ValueError)
+
+
+# ---------------------------------------------------------------------------------------------
+# truth and operating characteristic
+# ---------------------------------------------------------------------------------------------
+def make_county(seed: int = 0, county: str = "610101", n_villages: int = 40, mean_hh: int = 80, year: int = 2018):
+    """A random county with its truth (same model as tests/test_survey.py)."""
+    rng = np.random.default_rng(seed)
+    vcode = np.array([f"{county}{i:06d}" for i in range(1, n_villages + 1)])
+    villages = pd.DataFrame({"village_code": vcode, "county_code": county, "township_name": "t",
+                             "village_name": vcode, "is_poverty_village": rng.random(n_villages) < 0.35})
+    nh = rng.integers(mean_hh // 3, 2 * mean_hh, n_villages)
+    v = np.repeat(vcode, nh)
+    n = v.size
+    registered = rng.random(n) < np.where(np.repeat(villages["is_poverty_village"].to_numpy(), nh), 0.35, 0.12)
+    exit_year = np.where(registered & (rng.random(n) < 0.8), rng.integers(2015, 2020, n), -1)
+    households = pd.DataFrame({
+        "household_id": [f"{county}{i:010d}" for i in range(n)], "village_code": v, "county_code": county,
+        "household_size": rng.integers(1, 7, n), "registered": registered,
+        "registration_year": pd.array(np.where(registered, 2014, 0), dtype="Int64"),
+        "exit_year": pd.array(exit_year, dtype="Int64"),
+    })
+    households.loc[households["exit_year"] < 0, "exit_year"] = pd.NA
+    households.loc[~households["registered"], "registration_year"] = pd.NA
+    truth = pd.DataFrame({"household_id": households["household_id"], "year": year, "county_code": county,
+                          "true_income_per_capita": rng.lognormal(np.log(8000), 0.3, n)})
+    for g in GUAR:
+        truth[f"true_{g}"] = rng.random(n) > 0.002
+    truth["true_poor"] = False
+    truth["true_approves"] = rng.random(n) < 0.96
+    return villages, households, truth
+
+
+@pytest.fixture(scope="module")
+def synth_county():
+    return make_county()
+
+
+def test_true_rates_by_hand(synth_county):
+    villages, households, truth = synth_county
+    line = load_policy().poverty_line(2018)
+    t = truth.set_index("household_id").loc[households["household_id"]]
+    ok = (t["true_income_per_capita"] > line).to_numpy() & t[[f"true_{g}" for g in GUAR]].all(axis=1).to_numpy()
+    size = households["household_size"].to_numpy()
+    ex = households["registered"].to_numpy() & (households["exit_year"].fillna(9999) <= 2018).to_numpy()
+    nr = ~households["registered"].to_numpy()
+    tr = true_rates(households, truth, "610101", 2018)
+    assert tr["wrongly_exited_rate"] == pytest.approx((size * (ex & ~ok)).sum() / size[ex].sum())
+    assert tr["missed_poor_rate"] == pytest.approx((size * (nr & ~ok)).sum() / size[nr].sum())
+    assert tr["approval_rate"] == pytest.approx(t["true_approves"].mean())
+    poor = households["registered"].to_numpy() & ~ex
+    assert tr["comprehensive_poverty_rate"] == pytest.approx(
+        (size[poor].sum() + (size * (ex & ~ok)).sum() + (size * (nr & ~ok)).sum()) / size.sum())
+
+
+def test_estimates_track_truth(synth_county):
+    # design-based estimates are unbiased-ish: the mean over draws is near the true rates
+    villages, households, truth = synth_county
+    tr = true_rates(households, truth, "610101", 2018)
+    ests = [estimate_criteria(survey_from_truth(draw_sample(households, villages, 2018, seed=s), truth, 2018),
+                              households, "610101", 2018)["est"] for s in range(40)]
+    e = pd.concat(ests, axis=1)
+    se = e.std(axis=1) / np.sqrt(e.shape[1])
+    assert (np.abs(e.mean(axis=1) - tr) <= 4 * se + 1e-3).all(), (e.mean(axis=1), tr)
+
+
+def test_operating_characteristic_separates_good_and_bad_counties(synth_county):
+    villages, households, truth = synth_county
+    oc = operating_characteristic(households, villages, truth, "610101", 2018, n_reps=60,
+                                  set_rates={"wrongly_exited_rate": [0.005, 0.03]}, seed=1)
+    we = oc[(oc["varied"] == "wrongly_exited_rate") & (oc["criterion"] == "wrongly_exited_rate")].set_index(
+        "target_rate")
+    # the truth was set as asked (households are indivisible: within a household's persons)
+    assert we.loc[0.005, "true_rate"] == pytest.approx(0.005, abs=0.002)
+    assert we.loc[0.03, "true_rate"] == pytest.approx(0.03, abs=0.002)
+    assert we.loc[0.005, "p_official_pass"] - we.loc[0.03, "p_official_pass"] > 0.4
+    assert we.loc[0.005, "p_pass"] > we.loc[0.03, "p_pass"] + 0.3
+    probs = oc[["p_pass", "p_borderline", "p_fail", "p_error"]].sum(axis=1)
+    np.testing.assert_allclose(probs, 1.0)
+    assert set(oc["criterion"]) == {*CRITERIA, "overall"}
+    assert oc.attrs["thresholds"]["wrongly_exited_rate"]["value"] == 0.02
+    fig = plot_operating_characteristic(oc, lang="en")
+    assert len(fig.axes) == 1
+
+
+def test_operating_characteristic_is_reproducible(synth_county):
+    villages, households, truth = synth_county
+    d = SampleDesign(villages_per_stratum={"poverty_village": 4, "non_poverty_village": 3})
+    a = operating_characteristic(households, villages, truth, "610101", 2018, design=d, n_reps=8, seed=3)
+    b = operating_characteristic(households, villages, truth, "610101", 2018, design=d, n_reps=8, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["varied"].isna().all() and len(a) == 5
+    fig = plot_operating_characteristic(a, lang="en")
+    assert fig.axes
+    with pytest.raises(ValueError, match="comprehensive"):
+        operating_characteristic(households, villages, truth, "610101", 2018, n_reps=2,
+                                 set_rates={"comprehensive_poverty_rate": [0.01]})
