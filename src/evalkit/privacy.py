@@ -1,0 +1,120 @@
+"""Masking of personal data (names and resident ID numbers).
+
+Register records carry names and 18-character ID numbers. Nothing that leaves the analysis
+(reports, ledgers, logs, validation reports, quarantine files) may show either in full, so every
+writer passes values through these functions first.
+
+- ID numbers keep their first 6 characters (the county of registration) and their last 2; every
+  character in between becomes ``*``. Values of 8 characters or fewer are masked entirely,
+  because keeping 6 + 2 of them would reveal the whole value.
+- Names: 1 character -> ``*``; 2 -> first + ``*``; 3 or more -> first + ``*`` x (n-2) + last.
+
+Nulls stay null. Both functions accept a scalar or a :class:`pandas.Series` and are vectorized
+with the pandas ``.str`` accessor.
+"""
+from __future__ import annotations
+
+from typing import overload
+
+import numpy as np
+import pandas as pd
+
+from . import dictionary
+
+__all__ = ["mask_id_number", "mask_name", "mask_frame", "pii_columns"]
+
+
+def _to_text(s: pd.Series) -> pd.Series:
+    """Series as the pandas string dtype; numbers (e.g. IDs read from Excel) become their text."""
+    if isinstance(s.dtype, pd.StringDtype):
+        return s.str.strip()
+    null = s.isna()
+    out = s.astype(object).where(null, s.astype(str)).astype("str")
+    return out.str.strip()
+
+
+def _stars(part: pd.Series) -> pd.Series:
+    return part.str.replace(r".", "*", regex=True)
+
+
+@overload
+def mask_id_number(s: pd.Series) -> pd.Series: ...
+@overload
+def mask_id_number(s: str | None) -> str | None: ...
+
+
+def mask_id_number(s):
+    """Mask ID numbers: keep the first 6 and last 2 characters, ``*`` in between.
+
+    Parameters
+    ----------
+    s : Series or str
+        ID numbers (any content: malformed values are masked too). Nulls stay null.
+
+    Returns
+    -------
+    Series or str
+        Same shape as ``s``; values of 8 characters or fewer are fully masked.
+    """
+    if not isinstance(s, pd.Series):
+        if s is None or (isinstance(s, float) and np.isnan(s)) or s is pd.NA:
+            return s
+        return mask_id_number(pd.Series([s], dtype=object)).iloc[0]
+    t = _to_text(s)
+    n = t.str.len()
+    keep = t.str.slice(0, 6) + _stars(t.str.slice(6, -2)) + t.str.slice(-2)
+    out = keep.where(n > 8, _stars(t))
+    return out.where(~s.isna())
+
+
+@overload
+def mask_name(s: pd.Series) -> pd.Series: ...
+@overload
+def mask_name(s: str | None) -> str | None: ...
+
+
+def mask_name(s):
+    """Mask personal names: ``张*``, ``张*丰``, ``欧**锋``; one character becomes ``*``.
+
+    Parameters
+    ----------
+    s : Series or str
+        Names; surrounding spaces are dropped before masking. Nulls stay null.
+
+    Returns
+    -------
+    Series or str
+    """
+    if not isinstance(s, pd.Series):
+        if s is None or (isinstance(s, float) and np.isnan(s)) or s is pd.NA:
+            return s
+        return mask_name(pd.Series([s], dtype=object)).iloc[0]
+    t = _to_text(s)
+    n = t.str.len()
+    first = t.str.slice(0, 1)
+    long_ = first + _stars(t.str.slice(1, -1)) + t.str.slice(-1)
+    out = long_.where(n >= 3, (first + "*").where(n == 2, _stars(t)))
+    return out.where(~s.isna())
+
+
+def pii_columns(columns) -> dict[str, str]:
+    """Columns holding personal data: ``{column: 'name' | 'id_number'}``.
+
+    Canonical names and any header the dictionary accepts for them (e.g. ``姓名``, ``身份证号``,
+    ``户主姓名``) are recognized, so unknown or unmapped columns are masked as well.
+    """
+    hm = dictionary.header_map("members")
+    out: dict[str, str] = {}
+    for c in columns:
+        canon = hm.get(dictionary.normalize_header(c).lower())
+        if canon in ("name", "id_number"):
+            out[c] = canon
+    return out
+
+
+def mask_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``df`` with name and ID-number columns masked (see :func:`pii_columns`)."""
+    out = df.copy()
+    for col, kind in pii_columns(out.columns).items():
+        out[col] = mask_name(out[col]) if kind == "name" else mask_id_number(out[col])
+    return out
