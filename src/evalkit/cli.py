@@ -30,9 +30,9 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     out = Path(a.out) if a.out else io.default_quarantine_dir(a.path)
     if ds.report.n_quarantined_total or ds.report.exit_code() == 2:
         io.write_quarantine(ds, out)
-    try:
+    if sys.stdout.isatty():
         ds.report.render()
-    except Exception:  # rich missing or no terminal: plain text is as good
+    else:  # logs and CI: plain text keeps every column readable at any width
         print(ds.report.to_text())
     code = ds.report.exit_code()
     if code == 1:

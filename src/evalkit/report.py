@@ -156,3 +156,287 @@ def write_ledger_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path, lang: s
     # openpyxl stamps creation/modification times into docProps/core.xml; that is the only
     # non-reproducible part of the file and carries no result.
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# County exit assessment report pieces
+
+_CRITERIA = ("wrongly_exited_rate", "missed_poor_rate", "approval_rate", "comprehensive_poverty_rate")
+_GUARANTEES = ("food_clothing_ok", "education_ok", "medical_ok", "housing_ok", "water_ok")
+
+
+def verdict_label(v: str, lang: str = "zh") -> str:
+    """Label of a verdict ('pass' / 'fail' / 'borderline')."""
+    return label(f"verdict_{v}", lang)
+
+
+def register_glance(households: pd.DataFrame, year: int, lang: str = "zh") -> pd.DataFrame:
+    """The county register at a glance in ``year``: households and persons by register status."""
+    reg = households["registered"].astype(bool)
+    ey = pd.to_numeric(households["exit_year"], errors="coerce")
+    ry = pd.to_numeric(households["registration_year"], errors="coerce")
+    reg_now = reg & (ry <= year)
+    exited = reg_now & (ey <= year)
+    poor = reg_now & ~exited
+    size = households["household_size"].astype(int)
+    rows = [
+        ("registered_households", int(reg_now.sum()), int(size[reg_now].sum())),
+        ("exited_persons", int(exited.sum()), int(size[exited].sum())),
+        ("remaining_poor_persons", int(poor.sum()), int(size[poor].sum())),
+        ("non_registered_persons", int((~reg_now).sum()), int(size[~reg_now].sum())),
+        ("rural_population_total", int(len(households)), int(size.sum())),
+    ]
+    out = pd.DataFrame(rows, columns=["key", "households_n", "persons_n"])
+    out["share"] = [pct(x) for x in out["persons_n"] / max(int(size.sum()), 1)]
+    out["key"] = [label(k, lang) for k in out["key"]]
+    return fmt_table(out, lang).rename(columns={"key": ""})
+
+
+def sample_design_summary(field_survey: pd.DataFrame, villages: pd.DataFrame | None = None,
+                          lang: str = "zh") -> pd.DataFrame:
+    """Villages and households sampled per village stratum and household stratum, with weights."""
+    fs = field_survey
+    g = fs.groupby("stratum", observed=True)
+    out = pd.DataFrame({
+        "villages_sampled": g["village_code"].nunique(),
+        "households_sampled": g.size(),
+        "weighted_households": g["weight"].sum().round(1),
+    })
+    if villages is not None:
+        vs = villages.assign(stratum=np.where(villages["is_poverty_village"].astype(bool),
+                                              "poverty_village", "non_poverty_village"))
+        out["villages_in_frame"] = vs.groupby("stratum").size().reindex(out.index).fillna(0).astype(int)
+    hh = fs.pivot_table(index="stratum", columns="hh_stratum", values="household_id", aggfunc="count",
+                        fill_value=0, observed=True)
+    hh.columns = [code_label_safe("hh_stratum", c, lang) for c in hh.columns]
+    out = out.join(hh)
+    out.index = [label(i, lang) for i in out.index]
+    out.index.name = label("village_stratum", lang)
+    return fmt_table(out.reset_index(), lang)
+
+
+def code_label_safe(list_name: str, code: str, lang: str) -> str:
+    from .dictionary import code_label
+
+    try:
+        return code_label(list_name, code, lang)
+    except KeyError:
+        return str(code)
+
+
+def criteria_table(crit: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
+    """The four criteria as a readable table (percentages, verdicts in ``lang``)."""
+    rows = []
+    for c in _CRITERIA:
+        r = crit.loc[c]
+        rows.append({
+            "criterion": label(c, lang), "est": pct(r["est"]), "lci": pct(r["lci"]), "uci": pct(r["uci"]),
+            "se": pct(r["se"], 3), "n": int(r["n"]), "df": int(r["df"]),
+            "threshold": f"{label('direction_' + r['direction'], lang)} {pct(r['threshold'], 0)}",
+            "verdict": verdict_label(r["verdict"], lang),
+            "official_verdict": verdict_label(r["official_verdict"], lang),
+        })
+    return fmt_table(pd.DataFrame(rows), lang)
+
+
+_VERDICT_COLORS = {"pass": "#2a9d4b", "borderline": "#e0a100", "fail": "#c0392b"}
+
+
+def plot_criteria(crit: pd.DataFrame, lang: str = "zh", confidence: float | None = None):
+    """One chart: each criterion's estimate and CI against its threshold, colored by verdict."""
+    import matplotlib.pyplot as plt
+
+    setup_cjk_font()
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
+    for ax, c in zip(axes, _CRITERIA):
+        r = crit.loc[c]
+        col = _VERDICT_COLORS.get(r["verdict"], "grey")
+        ax.errorbar([0], [100 * r["est"]], yerr=[[100 * (r["est"] - r["lci"])], [100 * (r["uci"] - r["est"])]],
+                    fmt="o", color=col, capsize=8, lw=2, ms=8)
+        ax.axhline(100 * r["threshold"], color="black", ls="--", lw=1)
+        ax.text(0.32, 100 * r["threshold"], f"{label('threshold', lang)} {100 * r['threshold']:.0f}%",
+                va="bottom", ha="right", fontsize=8)
+        ax.set_title(label(c, lang), fontsize=10)
+        ax.set_xticks([])
+        ax.set_xlim(-0.4, 0.4)
+        lo = min(100 * r["lci"], 100 * r["threshold"])
+        hi = max(100 * r["uci"], 100 * r["threshold"])
+        pad = max((hi - lo) * 0.25, 0.5)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_ylabel("%")
+        ax.set_xlabel(verdict_label(r["verdict"], lang), color=col, fontsize=10)
+    lvl = f" ({100 * confidence:.0f}% {label('confidence_interval', lang)})" if confidence else ""
+    fig.suptitle(label("h_criteria", lang) + lvl, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def guarantee_shortfalls(field_survey: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
+    """Weighted share and count of sampled households failing each guarantee, by household stratum."""
+    fs = field_survey
+    rows = []
+    for g in _GUARANTEES:
+        fail = ~fs[g].astype(bool)
+        for hs, part in fs.groupby("hh_stratum", observed=True):
+            f = fail.loc[part.index]
+            rows.append({"guarantee": label(g, lang), "hh_stratum": code_label_safe("hh_stratum", hs, lang),
+                         "failing_n": int(f.sum()),
+                         "failing_share": pct(float((part["weight"] * f).sum() / part["weight"].sum()))})
+    out = pd.DataFrame(rows)
+    return fmt_table(out, lang)
+
+
+_REASON_KEYS = {"income": "reason_income_below_line", "income_below_line": "reason_income_below_line",
+                "food_clothing": "reason_food_clothing", "food": "reason_food_clothing",
+                "clothing": "reason_food_clothing", "education": "reason_education",
+                "medical": "reason_medical", "housing": "reason_housing", "water": "reason_water"}
+
+
+def _translate_reasons(codes: pd.Series, lang: str) -> pd.Series:
+    # A handful of distinct reason strings: translate the distinct values, then map.
+    uniq = codes.fillna("").astype(str).unique()
+    trans = {}
+    for u in uniq:
+        parts = [p for p in u.replace(",", ";").split(";") if p]
+        names = []
+        for p in parts:
+            key = _REASON_KEYS.get(p.removesuffix("_ok").removeprefix("fails_"), None)
+            names.append(label(key, lang) if key else p)
+        trans[u] = "；".join(dict.fromkeys(names)) if lang == "zh" else "; ".join(dict.fromkeys(names))
+    return codes.fillna("").astype(str).map(trans)
+
+
+def followup_list(flags: pd.DataFrame, members: pd.DataFrame | None, villages: pd.DataFrame | None,
+                  lang: str = "zh") -> pd.DataFrame:
+    """疑似问题核实清单: suspected wrongly-exited and missed households, names and IDs masked.
+
+    ``flags`` is :func:`evalkit.exit.criterion_flags` output (one row per sampled household).
+    """
+    from .privacy import mask_id_number, mask_name
+
+    sus = flags[flags["wrongly_exited"].astype(bool) | flags["missed"].astype(bool)].copy()
+    sus["problem_type"] = np.where(sus["wrongly_exited"].astype(bool), label("suspected_wrongly_exited", lang),
+                                   label("suspected_missed", lang))
+    reason_col = "reasons" if "reasons" in sus.columns else None
+    sus["reasons"] = _translate_reasons(sus[reason_col], lang) if reason_col else ""
+    if members is not None and len(members):
+        heads = members[members["relation_to_head"] == "head"].drop_duplicates("household_id")
+        heads = heads.set_index("household_id")
+        sus["head_name"] = mask_name(sus["household_id"].map(heads["name"]))
+        sus["head_id_number"] = mask_id_number(sus["household_id"].map(heads["id_number"]))
+    if villages is not None:
+        v = villages.set_index("village_code")
+        sus["township_name"] = sus["village_code"].map(v["township_name"])
+        sus["village_name"] = sus["village_code"].map(v["village_name"])
+    cols = [c for c in ["problem_type", "township_name", "village_name", "household_id", "head_name",
+                        "head_id_number", "household_size", "surveyed_income_per_capita", "reasons"]
+            if c in sus.columns]
+    out = sus.sort_values(["problem_type", "village_code", "household_id"])[cols].reset_index(drop=True)
+    return out
+
+
+def exit_results(crit: pd.DataFrame, dec: dict, county: dict, year: int, thresholds: dict,
+                 data_sha256: str) -> dict:
+    """The ``results.json`` content of a county exit assessment (issue schema)."""
+    from . import __version__
+
+    out: dict[str, Any] = {
+        "county_code": county["county_code"], "county_name": county["county_name"], "year": int(year),
+        "region": county["region"],
+        "thresholds": {k: {"value": v["value"], "direction": v["direction"]} for k, v in thresholds.items()},
+    }
+    for c in _CRITERIA:
+        r = crit.loc[c]
+        vals = {k: r[k] for k in ("est", "se", "lci", "uci")}
+        for k, v in vals.items():
+            if v is None or not math.isfinite(float(v)):
+                raise ValueError(f"{c}.{k} is not a finite number; the report refuses a silent NaN")
+        out[c] = {**{k: float(v) for k, v in vals.items()}, "n": int(r["n"]), "df": int(r["df"]),
+                  "verdict": str(r["verdict"])}
+    out["decision"] = {"overall": dec["overall"], "official_point_rule": dec["official_point_rule"]}
+    out["data_sha256"] = data_sha256
+    out["evalkit_version"] = __version__
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Narrative (generated so that it follows ``lang`` and the actual numbers)
+
+
+def county_intro(a, lang: str = "zh") -> str:
+    """Title and one-paragraph summary of a county assessment."""
+    c = a.county
+    d = a.decision
+    if lang == "zh":
+        return (f"# {c['county_name']}（{c['county_code']}）{a.year}年{label('title_county_exit', lang)}\n\n"
+                f"区域：{code_label_safe('region', c['region'], lang)}；置信水平 {100 * a.confidence:.0f}%。"
+                f"考虑抽样不确定性的结论：**{verdict_label(d['overall'], lang)}**；"
+                f"按官方点估计规则：**{verdict_label(d['official_point_rule'], lang)}**。")
+    return (f"# {c['county_name']} ({c['county_code']}) {a.year}: {label('title_county_exit', lang)}\n\n"
+            f"Region: {code_label_safe('region', c['region'], lang)}; confidence level {100 * a.confidence:.0f}%. "
+            f"Decision with sampling uncertainty: **{verdict_label(d['overall'], lang)}**; "
+            f"official point-estimate rule: **{verdict_label(d['official_point_rule'], lang)}**.")
+
+
+def sample_narrative(a, lang: str = "zh") -> str:
+    """How the sample was drawn and how it is analysed."""
+    fs = a.field_survey
+    nv, nh = fs["village_code"].nunique(), len(fs)
+    src = {"field_survey": {"zh": "评估组实地调查数据", "en": "the evaluators' field survey"},
+           "drawn_from_truth": {"zh": "按设计从合成数据中抽取的样本", "en": "a sample drawn by design from the synthetic truth"}}
+    s = src.get(a.survey_source, {"zh": a.survey_source, "en": a.survey_source})[lang]
+    single = a.criteria.attrs.get("singleton_strata") or []
+    method = a.criteria.attrs.get("singleton_method")
+    if lang == "zh":
+        txt = (f"数据来源：{s}。以行政村为初级抽样单元，按贫困村/非贫困村分层抽取 {nv} 个村，"
+               f"村内按已脱贫户、未脱贫户、非建档立卡户分层抽取 {nh} 户。"
+               "各项比率以设计权数加权估计（错退率、漏评率以人口为单位），方差按分层整群设计以泰勒线性化计算（svy）。")
+        if single:
+            txt += f" 注意：抽样层 {', '.join(map(str, single))} 只有一个样本村，采用 “{method}” 方法处理。"
+    else:
+        txt = (f"Source: {s}. Villages are the primary units, stratified by poverty / non-poverty village: "
+               f"{nv} villages; within villages, households stratified by exited / still poor / non-registered: "
+               f"{nh} households. Rates are design-weighted ratios (persons for the two error rates), with "
+               "Taylor-linearized variances for the stratified cluster design (svy).")
+        if single:
+            txt += f" Note: stratum {', '.join(map(str, single))} has a single sampled village, handled by '{method}'."
+    for n in a.notes:
+        txt += f"\n\n> {n}"
+    return txt
+
+
+def decision_narrative(a, lang: str = "zh") -> str:
+    """The decision with its certainty, criterion by criterion."""
+    crit, d = a.criteria, a.decision
+    lines = []
+    for c in _CRITERIA:
+        r = crit.loc[c]
+        if lang == "zh":
+            lines.append(f"- {label(c, lang)}：{pct(r['est'])}（{100 * a.confidence:.0f}%置信区间 {pct(r['lci'])}–{pct(r['uci'])}），"
+                         f"标准{label('direction_' + r['direction'], lang)}{pct(r['threshold'], 0)}，"
+                         f"判定 **{verdict_label(r['verdict'], lang)}**（官方规则：{verdict_label(r['official_verdict'], lang)}）")
+        else:
+            lines.append(f"- {label(c, lang)}: {pct(r['est'])} ({100 * a.confidence:.0f}% CI {pct(r['lci'])}–{pct(r['uci'])}), "
+                         f"threshold {label('direction_' + r['direction'], lang)} {pct(r['threshold'], 0)}: "
+                         f"**{verdict_label(r['verdict'], lang)}** (official rule: {verdict_label(r['official_verdict'], lang)})")
+    if lang == "zh":
+        head = (f"**{label('decision_overall', lang)}：{verdict_label(d['overall'], lang)}**；"
+                f"{label('decision_official', lang)}：{verdict_label(d['official_point_rule'], lang)}。")
+        if d["overall"] == "borderline":
+            head += " 至少一项指标的置信区间跨越标准线：样本不足以确定结论，建议扩大样本或重点核实。"
+    else:
+        head = (f"**{label('decision_overall', lang)}: {verdict_label(d['overall'], lang)}**; "
+                f"{label('decision_official', lang)}: {verdict_label(d['official_point_rule'], lang)}.")
+        if d["overall"] == "borderline":
+            head += " At least one interval straddles its threshold: the sample cannot settle the decision."
+    return head + "\n\n" + "\n".join(lines)
+
+
+def followup_narrative(followup: pd.DataFrame, path, lang: str = "zh") -> str:
+    """One sentence about the follow-up list and where its ledger is."""
+    n = len(followup)
+    if lang == "zh":
+        return (f"共 {n} 户需要实地核实（姓名、身份证号已脱敏）。台账已写入 `{Path(path).name}`。"
+                if n else "样本中未发现疑似错退或漏评户。")
+    return (f"{n} households need verification (names and ID numbers masked). Ledger: `{Path(path).name}`."
+            if n else "No suspected wrongly-exited or missed household in the sample.")

@@ -1,0 +1,134 @@
+"""Province roll-up: every county's assessment in one table, maps on real boundaries, one chart."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import geo
+from .report import code_label_safe, label, pct, setup_cjk_font, verdict_label, write_ledger_xlsx
+
+__all__ = ["collect_exit_results", "collect_risk_shares", "province_table", "plot_maps", "plot_criteria_across",
+           "write_province_summary"]
+
+CRITERIA = ("wrongly_exited_rate", "missed_poor_rate", "approval_rate", "comprehensive_poverty_rate")
+
+
+def collect_exit_results(run_dir: str | Path) -> pd.DataFrame:
+    """One row per county from ``RUN_DIR/<county_code>/results.json`` (finished counties only).
+
+    Columns: county_code, county_name, year, region, decision, official, and for every criterion
+    ``<criterion>_{est,se,lci,uci,verdict,threshold}``.
+    """
+    rows = []
+    for f in sorted(Path(run_dir).glob("*/results.json")):
+        r = json.loads(f.read_text(encoding="utf-8"))
+        if "decision" not in r:
+            continue
+        row = {"county_code": r["county_code"], "county_name": r["county_name"], "year": r["year"],
+               "region": r["region"], "decision": r["decision"]["overall"],
+               "official": r["decision"]["official_point_rule"]}
+        for c in CRITERIA:
+            for k in ("est", "se", "lci", "uci", "verdict", "n"):
+                row[f"{c}_{k}"] = r[c][k]
+            row[f"{c}_threshold"] = r["thresholds"][c]["value"]
+        rows.append(row)
+    if not rows:
+        raise FileNotFoundError(f"no county results.json under {run_dir}: run the county batch first")
+    return pd.DataFrame(rows).sort_values("county_code", ignore_index=True)
+
+
+def collect_risk_shares(risk_dir: str | Path | None) -> pd.DataFrame | None:
+    """Share of red-flag households per county from a risk run (``red_share_by_county.csv``), if any."""
+    if not risk_dir:
+        return None
+    files = sorted(Path(risk_dir).rglob("red_share_by_county.csv"))
+    if not files:
+        return None
+    return pd.read_csv(files[0], dtype={"county_code": str})
+
+
+def province_table(res: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
+    """Readable table: county, the four criteria (estimate [CI]) and the verdicts."""
+    out = pd.DataFrame({label("county", lang): res["county_name"] + " (" + res["county_code"] + ")",
+                        label("year_label", lang): res["year"]})
+    for c in CRITERIA:
+        out[label(c, lang)] = [f"{pct(e)} [{pct(lo)}, {pct(hi)}]" for e, lo, hi in
+                               zip(res[f"{c}_est"], res[f"{c}_lci"], res[f"{c}_uci"])]
+    out[label("decision_overall", lang)] = [verdict_label(v, lang) for v in res["decision"]]
+    out[label("decision_official", lang)] = [verdict_label(v, lang) for v in res["official"]]
+    return out
+
+
+_VCOL = {"pass": "#2a9d4b", "borderline": "#e0a100", "fail": "#c0392b"}
+
+
+def plot_maps(res: pd.DataFrame, risk: pd.DataFrame | None = None, lang: str = "zh"):
+    """Choropleths on the real county boundaries: incidence, verdict and (if given) red-flag share."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    setup_cjk_font()
+    gdf = geo.load_county_boundaries(codes=res["county_code"].tolist())
+    gdf = gdf.merge(res, on="county_code", how="left")
+    panels = 3 if risk is not None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 5.6))
+    ax = axes[0]
+    gdf.assign(v=100 * gdf["comprehensive_poverty_rate_est"]).plot(
+        column="v", cmap="OrRd", legend=True, ax=ax, edgecolor="white", linewidth=0.6,
+        legend_kwds={"label": label("comprehensive_poverty_rate", lang) + " (%)", "shrink": 0.6})
+    ax.set_title(label("comprehensive_poverty_rate", lang))
+    ax = axes[1]
+    gdf.plot(color=[_VCOL.get(v, "#cccccc") for v in gdf["decision"]], ax=ax, edgecolor="white", linewidth=0.6)
+    ax.legend(handles=[Patch(color=c, label=verdict_label(v, lang)) for v, c in _VCOL.items()], loc="lower left",
+              fontsize=8)
+    ax.set_title(label("decision_overall", lang))
+    if risk is not None:
+        ax = axes[2]
+        g2 = gdf.merge(risk[["county_code", "red_share"]], on="county_code", how="left")
+        g2.assign(v=100 * g2["red_share"]).plot(column="v", cmap="Reds", legend=True, ax=ax, edgecolor="white",
+                                                linewidth=0.6, missing_kwds={"color": "#eeeeee"},
+                                                legend_kwds={"label": label("red_share", lang) + " (%)", "shrink": 0.6})
+        ax.set_title(label("red_share", lang))
+    for ax in axes:
+        ax.set_axis_off()
+    for _, r in gdf.iterrows():  # one label per county polygon (13-107 of them)
+        p = r.geometry.representative_point()
+        axes[1].annotate(r["county_name"], (p.x, p.y), ha="center", fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_criteria_across(res: pd.DataFrame, lang: str = "zh"):
+    """The four criteria with their CIs across counties, thresholds dashed."""
+    import matplotlib.pyplot as plt
+
+    setup_cjk_font()
+    n = len(res)
+    fig, axes = plt.subplots(1, 4, figsize=(14, max(3.0, 0.28 * n + 1.2)), sharey=True)
+    ypos = np.arange(n)
+    for ax, c in zip(axes, CRITERIA):
+        est, lo, hi = (100 * res[f"{c}_{k}"].to_numpy() for k in ("est", "lci", "uci"))
+        cols = [_VCOL.get(v, "grey") for v in res[f"{c}_verdict"]]
+        ax.hlines(ypos, lo, hi, colors=cols, lw=2)
+        ax.scatter(est, ypos, c=cols, s=18, zorder=3)
+        for th in sorted(set(res[f"{c}_threshold"])):
+            ax.axvline(100 * th, color="black", ls="--", lw=1)
+        ax.set_title(label(c, lang), fontsize=10)
+        ax.set_xlabel("%")
+    axes[0].set_yticks(ypos, res["county_name"].tolist(), fontsize=8)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def write_province_summary(res: pd.DataFrame, path: str | Path, lang: str = "zh",
+                           risk: pd.DataFrame | None = None) -> Path:
+    """``province_summary.xlsx``: the readable table and the raw numbers."""
+    raw = res.copy()
+    if risk is not None:
+        raw = raw.merge(risk[["county_code", "red_share"]], on="county_code", how="left")
+    return write_ledger_xlsx({label("title_province", lang)[:31]: province_table(res, lang), "data": raw},
+                             path, lang=lang, title=label("title_province", lang))

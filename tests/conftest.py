@@ -1,0 +1,15 @@
+"""Shared fixtures: a small synthetic province generated once per test session."""
+from __future__ import annotations
+
+import pytest
+
+from evalkit import synth
+
+SMALL_COUNTIES = ["610627", "610631", "610632"]
+
+
+@pytest.fixture(scope="session")
+def small_province(tmp_path_factory):
+    """Three Yan'an counties at scale 0.05, with field surveys (about 1 s to generate)."""
+    out = tmp_path_factory.mktemp("small_province")
+    return synth.generate("demo", seed=11, out=out, scale=0.05, counties=SMALL_COUNTIES)

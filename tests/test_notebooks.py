@@ -1,0 +1,65 @@
+"""Notebooks: thin (no functions), committed without outputs, and executed through papermill."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import papermill as pm
+import pytest
+
+from evalkit import assess
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+RESULT_KEYS = {"county_code", "county_name", "year", "region", "thresholds", "wrongly_exited_rate",
+               "missed_poor_rate", "approval_rate", "comprehensive_poverty_rate", "decision", "data_sha256",
+               "evalkit_version"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_thin_and_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert any("parameters" in c.metadata.get("tags", []) for c in code), "no cell tagged 'parameters'"
+    for c in code:
+        assert not c.get("outputs") and c.get("execution_count") is None, "committed with outputs"
+        for line in c.source.splitlines():
+            s = line.strip()
+            assert not s.startswith(("def ", "class ", "async def ")), f"function defined in {path.name}: {s}"
+            assert "lambda" not in s, f"function defined in {path.name}: {s}"
+    params = pm.inspect_notebook(str(path))
+    assert "lang" in params and params["lang"]["default"].strip("'\"") == "zh"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_county_notebook_runs_through_papermill(small_province, tmp_path, lang):
+    out = tmp_path / "out"
+    pm.execute_notebook(str(ROOT / "notebooks" / "county_exit_assessment.ipynb"), str(tmp_path / "run.ipynb"),
+                        parameters={"county_code": "610631", "data_dir": str(small_province),
+                                    "output_dir": str(out), "lang": lang, "oc_reps": 5},
+                        cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3")
+    res = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert set(res) == RESULT_KEYS
+    for c in ("wrongly_exited_rate", "missed_poor_rate", "approval_rate", "comprehensive_poverty_rate"):
+        assert set(res[c]) == {"est", "se", "lci", "uci", "n", "df", "verdict"}
+        assert res[c]["lci"] <= res[c]["est"] <= res[c]["uci"]
+        assert res[c]["verdict"] in {"pass", "fail", "borderline"}
+    assert set(res["decision"]) == {"overall", "official_point_rule"}
+    assert res["region"] == "west" and res["thresholds"]["comprehensive_poverty_rate"]["value"] == 0.03
+    # the notebook shows exactly what evalkit computes
+    a = assess.assess_county(small_province, "610631")
+    assert res["year"] == a.year
+    for c in a.criteria.index:
+        assert res[c]["est"] == pytest.approx(a.criteria.loc[c, "est"], rel=1e-12)
+    ledger = pd.read_excel(out / "followup.xlsx", header=2, dtype=str)
+    text = ledger.to_string()
+    assert not pd.Series(text.split()).str.fullmatch(r"\d{17}[\dX]").any(), "full ID number in the ledger"
+    executed = nbformat.read(tmp_path / "run.ipynb", as_version=4)
+    shown = "\n".join(o.get("text", "") + json.dumps(o.get("data", {}), ensure_ascii=False)
+                      for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    heading = "三率一度评估结果" if lang == "zh" else "The four criteria against their thresholds"
+    assert heading in shown
+    assert "NaN" not in shown and "nan%" not in shown
