@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from evalkit.config import Policy, load_policy
 from evalkit.exit import (
@@ -41,23 +42,27 @@ def _fixture():
     return fs, reg
 
 
-def _r_output() -> tuple[dict, dict, dict]:
-    crit, cov, register = {}, {}, {}
+def _r_output() -> tuple[dict, dict, dict, dict]:
+    crit, cov, register, kg = {}, {}, {}, {}
     for line in (FIX / "crosscheck_R_output.txt").read_text().splitlines():
         kv = dict(re.findall(r"(\w+)=(\S+)", line))
-        if line.startswith("register"):
+        if line.startswith("kg "):  # svyciprop(method="beta"); NaN bounds where the variance is 0
+            kg[(kv["design"], kv["criterion"])] = {k: float(kv[k]) for k in ("est", "se", "lci", "uci", "df",
+                                                                             "n", "neff")}
+        elif line.startswith("register"):
             register = {k: float(v) for k, v in kv.items()}
         elif "criterion" in kv:
             crit[(kv["design"], kv["criterion"])] = {k: float(kv[k]) for k in ("est", "se", "lci", "uci", "df")}
         elif line.startswith("design=") and " cov " in line:
             cov[kv["design"]] = {k: float(v) for k, v in kv.items() if k != "design"}
-    return crit, cov, register
+    return crit, cov, register, kg
 
 
-R_CRIT, R_COV, R_REGISTER = _r_output()
+R_CRIT, R_COV, R_REGISTER, R_KG = _r_output()
 R_RURAL = 5000  # rural population used by crosscheck.R
 R_CASES = {"full": None, "singleton_certainty": "certainty", "singleton_adjust": "adjust",
-           "singleton_average": "average"}
+           "singleton_average": "average", "near_zero": None, "zero": None}
+RATES = ("wrongly_exited_rate", "missed_poor_rate", "approval_rate")
 
 
 def _singleton_subset(fs: pd.DataFrame) -> pd.DataFrame:
@@ -66,9 +71,35 @@ def _singleton_subset(fs: pd.DataFrame) -> pd.DataFrame:
     return fs[(fs["stratum"] != "deep_poverty_village") | (fs["village_code"] == first)]
 
 
+def _rare(fs: pd.DataFrame, keep: int) -> pd.DataFrame:
+    # as rare() in crosscheck.R: every failing exited (non-registered) household except the first
+    # `keep` in household_id order is made to meet the standard (income 10 x line, guarantees hold)
+    fs = fs.copy()
+    line = 2995
+    meets = (fs["surveyed_income_per_capita"] > line) & fs[GUAR].all(axis=1)
+    for hs in ("exited", "non_registered"):
+        failing = sorted(fs.loc[(fs["hh_stratum"] == hs) & ~meets, "household_id"])
+        fix = fs["household_id"].isin(failing[keep:])
+        fs.loc[fix, "surveyed_income_per_capita"] = 10 * line
+        fs.loc[fix, GUAR] = True
+    return fs
+
+
+def _r_case(case: str) -> pd.DataFrame:
+    fs, _ = _fixture()
+    if case.startswith("singleton"):
+        return _singleton_subset(fs)
+    return {"full": fs, "near_zero": _rare(fs, 1), "zero": _rare(fs, 0)}[case]
+
+
+COUNTIES_R = pd.DataFrame({"county_code": ["610102"], "rural_population": [R_RURAL]})
+
+
 def test_r_output_parsed():
-    assert len(R_CRIT) == 16 and len(R_COV) == 4
+    assert len(R_CRIT) == 24 and len(R_COV) == 6 and len(R_KG) == 18
     assert load_policy().poverty_line(2018) == 2995  # the line hard-coded in crosscheck.R
+    # R's svyciprop(method="beta") has no interval when the variance is 0
+    assert np.isnan(R_KG[("zero", "wrongly_exited_rate")]["uci"])
 
 
 def test_register_totals_match_r():
@@ -82,26 +113,80 @@ def test_register_totals_match_r():
 @pytest.mark.parametrize("case", list(R_CASES))
 def test_agrees_with_r_survey(case):
     fs, reg = _fixture()
-    if case != "full":
-        fs = _singleton_subset(fs)
-    counties = pd.DataFrame({"county_code": ["610102"], "rural_population": [R_RURAL]})
-    res = estimate_criteria(fs, reg, "610102", 2018, singleton=R_CASES[case], counties=counties)
+    fs = _r_case(case)
+    res = estimate_criteria(fs, reg, "610102", 2018, singleton=R_CASES[case], counties=COUNTIES_R, ci_method="wald")
+    assert res.attrs["ci_method"] == dict.fromkeys(CRITERIA, "wald")
     for c in CRITERIA:
         r = R_CRIT[(case, c)]
         for f in ("est", "se", "lci", "uci", "df"):
-            assert res.loc[c, f] == pytest.approx(r[f], rel=1e-6), (case, c, f)
+            assert res.loc[c, f] == pytest.approx(r[f], rel=1e-6, abs=1e-15), (case, c, f)
     V = np.array(res.attrs["covariance"])
     assert res.attrs["covariance_keys"] == ["wrongly_exited_rate", "missed_poor_rate", "approval_rate"]
     rc = R_COV[case]
     want = np.array([[rc["we_we"], rc["we_mp"], rc["we_ap"]],
                      [rc["we_mp"], rc["mp_mp"], rc["mp_ap"]],
                      [rc["we_ap"], rc["mp_ap"], rc["ap_ap"]]])
-    np.testing.assert_allclose(V, want, rtol=1e-6)
-    if case == "full":
+    np.testing.assert_allclose(V, want, rtol=1e-6, atol=1e-15)
+    if not case.startswith("singleton"):
         assert res.attrs["singleton_strata"] == []
     else:
         assert res.attrs["singleton_strata"] == ["deep_poverty_village"]
         assert res.attrs["singleton_method"] == R_CASES[case]
+
+
+@pytest.mark.parametrize("case", list(R_CASES))
+def test_korn_graubard_agrees_with_r_svyciprop_beta(case):
+    _, reg = _fixture()
+    res = estimate_criteria(_r_case(case), reg, "610102", 2018, singleton=R_CASES[case], counties=COUNTIES_R)
+    assert res.attrs["ci_method_requested"] == "korn_graubard"
+    assert res.attrs["ci_method"] == {**dict.fromkeys(RATES, "korn_graubard"),
+                                      "comprehensive_poverty_rate": "wald_widened_by_kg_plug_in"}
+    for c in RATES:
+        r = R_KG[(case, c)]
+        # R's person-weighted domain proportion = our ratio (estimate and SE); R's n = our n
+        assert res.loc[c, "est"] == pytest.approx(r["est"], rel=1e-9, abs=1e-15), (case, c)
+        assert res.loc[c, "se"] == pytest.approx(r["se"], rel=1e-9, abs=1e-15), (case, c)
+        assert (res.loc[c, "n"], res.loc[c, "df"]) == (r["n"], r["df"])
+        if np.isfinite(r["uci"]):
+            assert res.loc[c, "lci"] == pytest.approx(r["lci"], rel=1e-6), (case, c)
+            assert res.loc[c, "uci"] == pytest.approx(r["uci"], rel=1e-6), (case, c)
+            assert res.attrs["n_eff"][c] == pytest.approx(r["neff"], rel=1e-9)
+        else:  # var = 0 at p = 0: R gives NaN; ours uses n_eff = sampled households x the df factor
+            assert r["est"] == 0 and res.loc[c, "lci"] == 0
+            f = (stats.t.ppf(0.025, r["n"] - 1) / stats.t.ppf(0.025, r["df"])) ** 2
+            n_eff = r["n"] * f
+            assert res.attrs["n_eff"][c] == pytest.approx(n_eff, rel=1e-12)
+            assert res.loc[c, "uci"] == pytest.approx(1 - 0.025 ** (1 / n_eff), rel=1e-9)
+    # the comprehensive incidence: svy's Wald interval widened to the plug-in of the KG bounds
+    reg_t = res.attrs["register"]
+    P, E, N, R = (reg_t[k] for k in ("remaining_poor_persons", "exited_persons", "non_registered_persons",
+                                     "rural_population"))
+    wald = R_CRIT[(case, "comprehensive_poverty_rate")]
+    lo = (P + E * res.loc["wrongly_exited_rate", "lci"] + N * res.loc["missed_poor_rate", "lci"]) / R
+    hi = (P + E * res.loc["wrongly_exited_rate", "uci"] + N * res.loc["missed_poor_rate", "uci"]) / R
+    assert res.loc["comprehensive_poverty_rate", "lci"] == pytest.approx(min(wald["lci"], lo), rel=1e-9)
+    assert res.loc["comprehensive_poverty_rate", "uci"] == pytest.approx(max(wald["uci"], hi), rel=1e-9)
+    assert res.loc["comprehensive_poverty_rate", "se"] == pytest.approx(wald["se"], rel=1e-6, abs=1e-15)
+    assert res.attrs["wald_ci"]["comprehensive_poverty_rate"] == pytest.approx([wald["lci"], wald["uci"]], rel=1e-6)
+    if case == "zero":
+        # both error rates 0 in the sample: the Wald interval collapses to P/R; the plug-in does not
+        assert wald["lci"] == wald["uci"] == pytest.approx(P / R)
+        assert res.loc["comprehensive_poverty_rate", "uci"] > P / R + 0.005
+
+
+def test_ci_method_from_policy_and_argument():
+    fs, reg = _fixture()
+    assert load_policy().section("survey")["ci_method"] == "korn_graubard"
+    raw = copy.deepcopy(load_policy().raw)
+    raw["survey"]["ci_method"] = "wald"
+    res = estimate_criteria(fs, reg, "610102", 2018, policy=Policy(raw=raw, sources=("test",)))
+    assert res.attrs["ci_method_requested"] == "wald"
+    assert res.loc["approval_rate", "uci"] == pytest.approx(R_CRIT[("full", "approval_rate")]["uci"], rel=1e-6)
+    res = estimate_criteria(fs, reg, "610102", 2018, policy=Policy(raw=raw, sources=("test",)),
+                            ci_method="korn_graubard")
+    assert res.attrs["ci_method_requested"] == "korn_graubard"
+    with pytest.raises(ExitAssessmentError, match="unknown ci_method"):
+        estimate_criteria(fs, reg, "610102", 2018, ci_method="wilson")
 
 
 def test_default_singleton_rule_is_the_policy_one():
@@ -181,6 +266,91 @@ def test_comprehensive_incidence_by_hand():
     assert res2.loc["comprehensive_poverty_rate", "est"] == pytest.approx(c * 2000 / 1351, rel=1e-12)
 
 
+def test_korn_graubard_at_zero_and_one_by_hand():
+    fs, reg = _hand_survey(), _hand_register()
+    # no wrongly-exited household: a1's exited household gets a high income, b2's its water back
+    fs.loc[0, "surveyed_income_per_capita"] = 5000
+    fs.loc[6, "water_ok"] = True
+    # every household approves: approval p = 1
+    fs["approves"] = True
+    res = estimate_criteria(fs, reg, "610101", 2018)
+    we, ap = res.loc["wrongly_exited_rate"], res.loc["approval_rate"]
+    assert we["est"] == 0 and we["se"] == 0 and ap["est"] == 1 and ap["se"] == 0
+    # p = 0, var = 0: n_eff = the 4 sampled exited households (not the 10 persons: members share
+    # their household's status), times the df factor with design df = 4 villages - 2 strata = 2:
+    #   qt(0.025, 3) = -3.182446305, qt(0.025, 2) = -4.302652730
+    #   factor = (3.182446305 / 4.302652730)^2 = 0.7396456^2 = 0.5470784
+    #   n_eff  = 4 * 0.5470784 = 2.1883137
+    #   upper  = 1 - 0.025^(1/2.1883137) = 1 - exp(-3.6888795 / 2.1883137)
+    #          = 1 - exp(-1.6857203) = 1 - 0.1853114 = 0.8146886;   lower = 0
+    assert res.attrs["n_persons"]["wrongly_exited_rate"] == 10
+    assert res.attrs["n_eff"]["wrongly_exited_rate"] == pytest.approx(2.188313656258, rel=1e-10)
+    assert (we["lci"], we["uci"]) == (0, pytest.approx(0.814688646841, rel=1e-10))
+    # p = 1 (approval, households): n_eff = 8 households x (qt(.025, 7) / qt(.025, 2))^2, lower = 0.025^(1/n_eff)
+    n_eff = 8 * (stats.t.ppf(0.025, 7) / stats.t.ppf(0.025, 2)) ** 2
+    assert n_eff == pytest.approx(8 * (2.364624252 / 4.302652730) ** 2, rel=1e-9)
+    assert (ap["lci"], ap["uci"]) == (pytest.approx(0.025 ** (1 / n_eff), rel=1e-10), 1)
+    assert "zero_se" in res.attrs and set(res.attrs["zero_se"]) >= {"wrongly_exited_rate", "approval_rate"}
+    assert any("Korn-Graubard" in n for n in res.attrs["notes"])
+    # the Wald interval of the same sample collapses to the point
+    wald = estimate_criteria(fs, reg, "610101", 2018, ci_method="wald")
+    assert wald.loc["wrongly_exited_rate", ["lci", "uci"]].tolist() == [0, 0]
+
+
+def _zero_county():
+    """Survey of 30 exited households of 4 persons (120 persons) and 18 non-registered households
+    of 3 persons in 6 villages (2 strata x 3), nobody wrongly exited or missed; and its register
+    with P = 10, E = 300, N = 1000 persons (rural population 10000 through `counties`)."""
+    rows = []
+    for st, w in (("A", 10.0), ("B", 20.0)):
+        for v in range(3):
+            vc = f"{st.lower()}{v + 1}"
+            rows += [(vc, st, "exited", w, 4) for _ in range(5)] + [(vc, st, "non_registered", w * 2, 3)
+                                                                    for _ in range(3)]
+    fs = pd.DataFrame(rows, columns=["village_code", "stratum", "hh_stratum", "weight", "household_size"])
+    fs["county_code"], fs["survey_year"], fs["surveyed_income_per_capita"] = "610101", 2018, 8000.0
+    fs["household_id"] = [f"h{i}" for i in range(len(fs))]
+    fs["approves"] = np.arange(len(fs)) % 10 != 0
+    for g in GUAR:
+        fs[g] = True
+    reg = pd.DataFrame({
+        "household_id": [f"r{i}" for i in range(6)], "village_code": ["a1", "a2", "a3", "b1", "b2", "b3"],
+        "county_code": "610101", "household_size": [10, 150, 150, 400, 300, 300],
+        "registered": [True, True, True, False, False, False],
+        "registration_year": pd.array([2014, 2014, 2014, None, None, None], dtype="Int64"),
+        "exit_year": pd.array([None, 2016, 2017, None, None, None], dtype="Int64"),
+    })
+    return fs, reg, pd.DataFrame({"county_code": ["610101"], "rural_population": [10000]})
+
+
+def test_no_wrongly_exited_in_sample_is_no_longer_a_certain_pass():
+    fs, reg, counties = _zero_county()
+    wald = estimate_criteria(fs, reg, "610101", 2018, counties=counties, ci_method="wald")
+    res = estimate_criteria(fs, reg, "610101", 2018, counties=counties)
+    we = res.loc["wrongly_exited_rate"]
+    assert (we["est"], we["se"], we["n"], we["df"]) == (0, 0, 30, 4)
+    # Wald: the interval is [0, 0] and the verdict is a 'pass' with certainty
+    assert wald.loc["wrongly_exited_rate", ["lci", "uci", "verdict"]].tolist() == [0, 0, "pass"]
+    # Korn-Graubard, n = 30 exited households (120 persons sharing 30 statuses), df = 6 - 2 = 4:
+    #   factor = (qt(.025, 29) / qt(.025, 4))^2 = (2.0452296 / 2.7764451)^2 = 0.5426327
+    #   n_eff  = 30 * 0.5426327 = 16.27898
+    #   upper  = 1 - 0.025^(1/16.27898) = 1 - exp(-3.6888795 / 16.27898) = 0.2027634 > 0.02
+    # (a sample with no case passes only from n_eff > ln 0.025 / ln 0.98 = 182.6, i.e. about 337
+    # exited households at this df factor)
+    assert res.attrs["n_eff"]["wrongly_exited_rate"] == pytest.approx(16.27898148652285, rel=1e-10)
+    assert (we["lci"], we["uci"]) == (0, pytest.approx(0.2027634341969683, rel=1e-9))
+    assert (we["verdict"], we["official_verdict"]) == ("borderline", "pass")
+    assert decision(res)["overall"] != "pass"
+    # missed: 54 persons in 18 households; comprehensive: Wald collapses to P/R = 0.001, KG plug-in
+    mp = res.loc["missed_poor_rate"]
+    n_eff_mp = 18 * (stats.t.ppf(0.025, 17) / stats.t.ppf(0.025, 4)) ** 2
+    assert mp["uci"] == pytest.approx(1 - 0.025 ** (1 / n_eff_mp), rel=1e-9)
+    assert wald.loc["comprehensive_poverty_rate", ["lci", "uci"]].tolist() == pytest.approx([0.001, 0.001])
+    comp = res.loc["comprehensive_poverty_rate"]
+    assert comp["lci"] == pytest.approx(0.001)
+    assert comp["uci"] == pytest.approx((10 + 300 * we["uci"] + 1000 * mp["uci"]) / 10000, rel=1e-12)
+
+
 def test_criterion_flags_and_reasons():
     fs = _hand_survey()
     line = load_policy().poverty_line(2018)
@@ -258,10 +428,13 @@ def test_estimate_equal_to_threshold_uses_official_rule():
 
 def test_bounds_outside_unit_interval_are_not_clipped():
     fs, reg = _fixture()
-    res = estimate_criteria(_singleton_subset(fs), reg, "610102", 2018, singleton="average")
+    res = estimate_criteria(_singleton_subset(fs), reg, "610102", 2018, singleton="average", ci_method="wald")
     assert res.loc["approval_rate", "uci"] > 1          # R gives 1.00525 too (see crosscheck output)
     assert res.attrs["ci_above_one"] == ["approval_rate"]
     assert any("above 1" in n for n in res.attrs["notes"])
+    # the Korn-Graubard interval stays in [0, 1] (R: 0.98791)
+    kg = estimate_criteria(_singleton_subset(fs), reg, "610102", 2018, singleton="average")
+    assert kg.loc["approval_rate", "uci"] < 1 and kg.attrs["ci_above_one"] == []
 
 
 def test_thresholds_come_from_policy():
@@ -431,9 +604,15 @@ def test_estimates_track_truth(synth_county):
     assert (np.abs(e.mean(axis=1) - tr) <= 4 * se + 1e-3).all(), (e.mean(axis=1), tr)
 
 
-def test_operating_characteristic_separates_good_and_bad_counties(synth_county):
-    villages, households, truth = synth_county
-    oc = operating_characteristic(households, villages, truth, "610101", 2018, n_reps=60,
+def test_operating_characteristic_separates_good_and_bad_counties():
+    # A county and a design large enough for the uncertainty-aware rule to have power (about 1,200
+    # exited households sampled). With ~300 households even a sample holding one or two cases
+    # cannot show a rate below 2% (Clopper-Pearson for 2/300 already reaches 2.4%), which is
+    # exactly what the operating characteristic is there to reveal.
+    villages, households, truth = make_county(seed=2, n_villages=120, mean_hh=120)
+    big = SampleDesign(villages_per_stratum={"poverty_village": 30, "non_poverty_village": 20},
+                       households_per_village={"exited": 40, "poor": 3, "non_registered": 10})
+    oc = operating_characteristic(households, villages, truth, "610101", 2018, n_reps=60, design=big,
                                   set_rates={"wrongly_exited_rate": [0.005, 0.03]}, seed=1)
     we = oc[(oc["varied"] == "wrongly_exited_rate") & (oc["criterion"] == "wrongly_exited_rate")].set_index(
         "target_rate")

@@ -14,6 +14,12 @@ sampled PSUs, which errs on the conservative side. The joint covariance of the t
 from one svy estimate on a stacked copy of the sample (one copy per rate, ``by=`` the copy), so
 the comprehensive incidence, a linear combination of two rates, gets its SE from svy's
 ``contrast``. No variance formula is written here.
+
+Intervals (``ci_method``, policy ``[survey] ci_method``): 'korn_graubard' (default) gives the three
+sample proportions the Korn-Graubard interval of R's ``svyciprop(method="beta")`` built from svy's
+estimate and SE; 'wald' gives svy's t interval. Near 0 the Wald interval collapses: with no
+wrongly-exited person in the sample the SE is 0 and the interval is [0, 0], which the
+uncertainty-aware verdict would take as an exact pass. See :func:`estimate_criteria`.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import svy
+from scipy.special import betaincinv, stdtrit
 
 from evalkit.config import ConfigError, Policy, load_policy
 from evalkit.survey import (
@@ -44,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ExitAssessmentError",
     "CRITERIA",
+    "CI_METHODS",
     "criterion_flags",
     "register_totals",
     "estimate_criteria",
@@ -73,6 +81,12 @@ _SINGLETON_ALIASES: dict[str, str | None] = {
     "self_representing": "self_representing", "pool": "pool",
     "fail": None, "error": None,
 }
+
+
+# Interval methods for the three sample proportions (see estimate_criteria).
+CI_METHODS: tuple[str, ...] = ("korn_graubard", "wald")
+_CI_ALIASES: dict[str, str] = {"korn_graubard": "korn_graubard", "korn-graubard": "korn_graubard",
+                               "kg": "korn_graubard", "beta": "korn_graubard", "wald": "wald"}
 
 
 class ExitAssessmentError(ValueError):
@@ -128,6 +142,38 @@ def _singleton_rule(method: Any) -> tuple[str, Any]:
             f"unknown singleton method {method!r}; use one of {sorted(_SINGLETON_ALIASES)} "
             "or a svy.Singleton(...)")
     return key, _SINGLETON_ALIASES[key]
+
+
+def _ci_method(method: Any) -> str:
+    key = str(method).strip().lower()
+    if key not in _CI_ALIASES:
+        raise ExitAssessmentError(f"unknown ci_method {method!r}; use one of {list(CI_METHODS)}")
+    return _CI_ALIASES[key]
+
+
+def _korn_graubard(est: np.ndarray, se: np.ndarray, n: np.ndarray, df: np.ndarray, alpha: float,
+                   n_zero_var: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Korn-Graubard interval of proportions from a design-based estimate and SE (vectorized).
+
+    As R ``survey::svyciprop(method="beta")``: n_eff = p(1-p)/se^2 times
+    (qt(alpha/2, n-1) / qt(alpha/2, df))^2 (n = sampled units in the domain, df = design df);
+    lower = qbeta(alpha/2, n_eff p, n_eff (1-p) + 1), upper = qbeta(1-alpha/2, n_eff p + 1,
+    n_eff (1-p)); lower = 0 at p = 0 and upper = 1 at p = 1. Where se = 0 (R gives NaN) the
+    unadjusted n_eff is ``n_zero_var`` (deff 1) before the same df factor.
+
+    Returns
+    -------
+    (lci, uci, n_eff)
+    """
+    est, se, n, df, n0 = (np.asarray(x, dtype=float) for x in (est, se, n, df, n_zero_var))
+    var = se * se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.where(var > 0, est * (1.0 - est) / np.where(var > 0, var, 1.0), n0)
+        n_eff = raw * (stdtrit(n - 1.0, alpha / 2) / stdtrit(df, alpha / 2)) ** 2
+        lo = np.where(est <= 0, 0.0, betaincinv(n_eff * est, n_eff * (1.0 - est) + 1.0, alpha / 2))
+        hi = np.where(est >= 1, 1.0, betaincinv(n_eff * est + 1.0, n_eff * (1.0 - est), 1.0 - alpha / 2))
+    ok = np.isfinite(n_eff) & (n_eff > 0) & np.isfinite(est)
+    return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan), n_eff
 
 
 def _need_county(households: pd.DataFrame, county: str) -> pd.DataFrame:
@@ -305,6 +351,7 @@ class _Context:
     region: str
     thresholds: dict
     confidence: float
+    ci_method: str
     singleton_name: str
     singleton_rule: Any
     frame_villages: frozenset
@@ -312,7 +359,8 @@ class _Context:
 
 
 def _context(households: pd.DataFrame, county: str, year: int, policy: Policy | None,
-             confidence: float | None, singleton: Any, counties: pd.DataFrame | None) -> _Context:
+             confidence: float | None, singleton: Any, counties: pd.DataFrame | None,
+             ci_method: str | None = None) -> _Context:
     pol = _policy(policy)
     county, year = str(county), int(year)
     line = _poverty_line(pol, year)
@@ -322,8 +370,10 @@ def _context(households: pd.DataFrame, county: str, year: int, policy: Policy | 
     if not 0.0 < conf < 1.0:
         raise ExitAssessmentError(f"confidence must be in (0, 1), got {conf}")
     sing_name, sing_rule = _singleton_rule(sec["singleton_method"] if singleton is None else singleton)
+    # a hand-built Policy without the key gets the base policy's default
+    ci = _ci_method(sec.get("ci_method", "korn_graubard") if ci_method is None else ci_method)
     hh = _need_county(households, county)
-    return _Context(pol, county, year, line, region, thr, conf, sing_name, sing_rule,
+    return _Context(pol, county, year, line, region, thr, conf, ci, sing_name, sing_rule,
                     frozenset(hh["village_code"].astype(str).unique()),
                     register_totals(hh, county, year, counties))
 
@@ -364,11 +414,11 @@ def _county_sample(field_survey: pd.DataFrame, county: str, year: int) -> pd.Dat
 def estimate_criteria(field_survey: pd.DataFrame, households: pd.DataFrame, county: str, year: int,
                       policy: Policy | None = None, confidence: float | None = None,
                       singleton: str | Any | None = None, *,
-                      counties: pd.DataFrame | None = None) -> pd.DataFrame:
+                      counties: pd.DataFrame | None = None, ci_method: str | None = None) -> pd.DataFrame:
     """Estimate the four exit criteria of one county with design-based CIs and verdicts.
 
     Design: strata = ``stratum`` (village stratum), PSU = ``village_code``, weights =
-    ``weight``; Taylor linearization by svy, t intervals on the design df.
+    ``weight``; Taylor linearization by svy (estimates and SEs).
 
     * ``wrongly_exited_rate`` = weighted wrongly-exited persons / weighted exited persons;
     * ``missed_poor_rate`` = weighted missed persons / weighted non-registered persons;
@@ -377,6 +427,28 @@ def estimate_criteria(field_survey: pd.DataFrame, households: pd.DataFrame, coun
       of :func:`register_totals` (P remaining registered poor persons, E exited persons,
       N non-registered persons, R rural population); its SE is svy's contrast over the
       joint covariance of the rates (one svy estimate on a stacked copy of the sample).
+
+    Intervals (``ci_method``):
+
+    * 'wald': svy's t intervals on the design df (est +/- t se), for all four criteria.
+    * 'korn_graubard' (policy default): for the three sample proportions, the Korn-Graubard
+      (1998) interval, i.e. Clopper-Pearson on the df-adjusted effective sample size, as R
+      ``svyciprop(method="beta")`` (cross-checked in tests/fixtures_r). Only svy's estimate and
+      SE enter: n_eff = p(1-p)/se^2 x (qt(a/2, n-1)/qt(a/2, df))^2 with n = sampled households
+      in the domain (the ``n`` column, R's ``nrow`` of the domain design) and df = svy's design df
+      (the ``df`` column; R's ``degf`` of the domain design is smaller only when some sampled
+      village has no household of the domain); CI = [qbeta(a/2, n_eff p, n_eff(1-p)+1), qbeta(1-a/2, n_eff p+1,
+      n_eff(1-p))], lower 0 at p = 0, upper 1 at p = 1. When se = 0 (p = 0 or 1, e.g. no
+      wrongly-exited person in the sample) R gives NaN; here p(1-p)/se^2 is replaced by the
+      number of sampled persons in the domain (sampled households for approval), i.e. a design
+      effect of 1, before the same df factor. Persons, not households, because the rate is a
+      share of persons; as all persons of a household share its status this is the less
+      conservative choice (households would widen the interval). At p = 0 the upper bound is
+      1 - (a/2)^(1/n_eff). The comprehensive incidence keeps svy's Wald interval, widened to
+      contain the plug-in of the component Korn-Graubard bounds:
+      lci = min(Wald lci, (P + E lci_we + N lci_mp)/R), uci = max(Wald uci,
+      (P + E uci_we + N uci_mp)/R). Without this, when both error rates are 0 in the sample
+      their covariance is 0 and the Wald interval collapses to P/R, an exact-looking pass.
 
     Parameters
     ----------
@@ -398,15 +470,22 @@ def estimate_criteria(field_survey: pd.DataFrame, households: pd.DataFrame, coun
         'self_representing', 'pool'); ``[survey] singleton_method`` if None.
     counties : pandas.DataFrame, optional
         For the county's ``rural_population``.
+    ci_method : {'korn_graubard', 'wald'}, optional
+        Interval method (see above); ``[survey] ci_method`` if None.
 
     Returns
     -------
     pandas.DataFrame
         Index ``criterion`` (:data:`CRITERIA`); columns est, se, lci, uci, n (sampled
         households in the denominator), df, threshold, direction, verdict, official_verdict.
-        ``attrs``: county, year, region, poverty_line, confidence, singleton_method,
-        singleton_method_svy, singleton_strata, ci_below_zero, ci_above_one, zero_se, covariance (of the
-        three sample rates, with keys), register totals, n_villages, n_households, notes.
+        ``attrs``: county, year, region, poverty_line, confidence, ci_method (method of each
+        criterion's interval: 'korn_graubard', 'wald' or, for the comprehensive incidence under
+        Korn-Graubard, 'wald_widened_by_kg_plug_in'), ci_method_requested, wald_ci (svy's
+        Wald [lci, uci] of every criterion), n_eff (df-adjusted effective sample sizes of the
+        Korn-Graubard intervals), n_persons (sampled persons of the two person-based rates),
+        singleton_method, singleton_method_svy, singleton_strata, ci_below_zero,
+        ci_above_one, zero_se, covariance (of the three sample rates, with keys), register
+        totals, n_villages, n_households, notes.
 
     Raises
     ------
@@ -416,7 +495,7 @@ def estimate_criteria(field_survey: pd.DataFrame, households: pd.DataFrame, coun
         threshold configured, singleton strata under the 'fail' rule, or a design without
         degrees of freedom.
     """
-    ctx = _context(households, county, year, policy, confidence, singleton, counties)
+    ctx = _context(households, county, year, policy, confidence, singleton, counties, ci_method)
     return _assess(ctx, field_survey)
 
 
@@ -491,14 +570,33 @@ def _assess(ctx: _Context, field_survey: pd.DataFrame) -> pd.DataFrame:
     rows = {str(r["__which__"]): r for r in est.to_polars().select("__which__", *fields).iter_rows(named=True)}
     rows["comprehensive_poverty_rate"] = comp.to_polars().row(0, named=True)
     vals = np.array([[float(rows[c][f]) for f in fields] for c in CRITERIA])
+    wald = vals[:, 2:4].copy()
+    n_units = np.array([n_ex, n_nr, n, n_ex + n_nr])
+    persons = np.array([flags["exited_persons"].sum(), flags["non_registered_persons"].sum()], dtype=float)
+    n_eff = np.full(3, np.nan)
+    methods = dict.fromkeys(CRITERIA, "wald")
+    if ctx.ci_method == "korn_graubard" and (vals[:, 4] > 0).all():
+        # rows 0-2 = the three proportions. se = 0 (no case, or all cases, in the sample): R gives
+        # NaN; we take deff 1 on HOUSEHOLDS, not persons, because every member of a household shares
+        # its status -- counting persons would claim information the sample does not have (an OC
+        # replay passed 9% of samples from a county exactly at the 2% threshold with persons).
+        lo, hi, n_eff = _korn_graubard(vals[:3, 0], vals[:3, 1], n_units[:3], vals[:3, 4], alpha,
+                                       n_units[:3].astype(float))
+        vals[:3, 2], vals[:3, 3] = lo, hi
+        # comprehensive: Wald interval widened to hold the plug-in of the component KG bounds
+        vals[3, 2] = min(vals[3, 2], (P + E * lo[0] + N * lo[1]) / R)
+        vals[3, 3] = max(vals[3, 3], (P + E * hi[0] + N * hi[1]) / R)
+        methods = {**dict.fromkeys(CRITERIA[:3], "korn_graubard"),
+                   "comprehensive_poverty_rate": "wald_widened_by_kg_plug_in"}
     out = pd.DataFrame(vals, columns=list(fields), index=pd.Index(list(CRITERIA), name="criterion"))
-    out.insert(4, "n", [n_ex, n_nr, n, n_ex + n_nr])
+    out.insert(4, "n", n_units)
     bad = ~np.isfinite(vals[:, :4]).all(axis=1) | (vals[:, 4] <= 0)
     if bad.any():
         raise ExitAssessmentError(
             f"county {county}: the design gives no usable interval for {out.index[bad].tolist()} "
-            f"(design df {vals[:, 4].tolist()}; {len(set(sv))} villages in {len(labels)} strata): "
-            "sample at least two villages in some stratum")
+            f"(design df {vals[:, 4].tolist()}; {len(set(sv))} villages in {len(labels)} strata; "
+            f"sampled households {n_units.tolist()}): sample at least two villages in some stratum "
+            "(and, for the Korn-Graubard interval, at least two households in each domain)")
     thr = ctx.thresholds
     out["threshold"] = [thr[c]["value"] for c in CRITERIA]
     out["direction"] = [thr[c]["direction"] for c in CRITERIA]
@@ -511,11 +609,17 @@ def _assess(ctx: _Context, field_survey: pd.DataFrame) -> pd.DataFrame:
     above1 = out.index[vals[:, 3] > 1].tolist()
     zero_se = out.index[vals[:, 1] == 0].tolist()
     notes = []
+    kg = ctx.ci_method == "korn_graubard"
     if below0:
         notes.append(f"lower CI bound below 0 for {below0}: reported unclipped (Wald interval)")
     if above1:
         notes.append(f"upper CI bound above 1 for {above1}: reported unclipped (Wald interval)")
-    if zero_se:
+    if zero_se and kg:
+        notes.append(f"zero standard error for {zero_se}: no variation in the sample (e.g. no case found); "
+                     "the Korn-Graubard interval of a rate uses a design effect of 1 (n_eff = sampled "
+                     "persons, households for approval, times the df factor), and the comprehensive "
+                     "incidence's interval is widened to the plug-in of those bounds")
+    elif zero_se:
         notes.append(f"zero standard error for {zero_se}: no variation in the sample (e.g. no case found); "
                      "the Wald interval collapses to the point and the verdict treats it as exact")
     if singles:
@@ -524,6 +628,10 @@ def _assess(ctx: _Context, field_survey: pd.DataFrame) -> pd.DataFrame:
     out.attrs = {
         "county": county, "year": year, "region": ctx.region, "poverty_line": ctx.line,
         "confidence": ctx.confidence,
+        "ci_method": methods, "ci_method_requested": ctx.ci_method,
+        "wald_ci": {c: [float(a), float(b)] for c, (a, b) in zip(CRITERIA, wald)},
+        "n_eff": dict(zip(which.tolist(), (float(x) for x in n_eff))),
+        "n_persons": {"wrongly_exited_rate": float(persons[0]), "missed_poor_rate": float(persons[1])},
         "singleton_method": ctx.singleton_name,
         "singleton_method_svy": rule if isinstance(rule, str) or rule is None else repr(rule),
         "singleton_strata": singles,
@@ -633,7 +741,7 @@ def operating_characteristic(households: pd.DataFrame, villages: pd.DataFrame, t
                              county: str, year: int, design: SampleDesign | None = None, n_reps: int = 200,
                              set_rates: Mapping[str, Sequence[float]] | None = None, seed: int = 0,
                              policy: Policy | None = None, *,
-                             counties: pd.DataFrame | None = None) -> pd.DataFrame:
+                             counties: pd.DataFrame | None = None, ci_method: str | None = None) -> pd.DataFrame:
     """Probability of each verdict when the whole evaluation is replayed ``n_reps`` times.
 
     Each replication draws a sample (:func:`evalkit.survey.draw_sample`), surveys it from the
@@ -665,6 +773,8 @@ def operating_characteristic(households: pd.DataFrame, villages: pd.DataFrame, t
     policy : Policy, optional
     counties : pandas.DataFrame, optional
         For the rural population.
+    ci_method : {'korn_graubard', 'wald'}, optional
+        Interval method of the uncertainty-aware verdicts; ``[survey] ci_method`` if None.
 
     Returns
     -------
@@ -673,7 +783,7 @@ def operating_characteristic(households: pd.DataFrame, villages: pd.DataFrame, t
         (NaN without set_rates), ``criterion``, ``true_rate``, ``p_official_pass``, ``p_pass``,
         ``p_borderline``, ``p_fail``, ``p_error`` (replications where the estimate was
         impossible, e.g. no exited household sampled; counted as not passing), ``n_reps``.
-        ``attrs``: thresholds, county, year, design, seed.
+        ``attrs``: thresholds, county, year, design, seed, ci_method.
     """
     pol = _policy(policy)
     county, year = str(county), int(year)
@@ -700,7 +810,7 @@ def operating_characteristic(households: pd.DataFrame, villages: pd.DataFrame, t
 
     # The county context (register totals, thresholds) is built once; each replication runs
     # the same per-sample code as survey_from_truth and estimate_criteria.
-    ctx = _context(hh, county, year, pol, design.confidence_level, design.singleton_method, counties)
+    ctx = _context(hh, county, year, pol, design.confidence_level, design.singleton_method, counties, ci_method)
     rows = []
     labels = [*CRITERIA, "overall"]
     for varied, target, tr in scenarios:
@@ -731,7 +841,7 @@ def operating_characteristic(households: pd.DataFrame, villages: pd.DataFrame, t
             })
     out = pd.DataFrame(rows)
     out.attrs = {"county": county, "year": year, "seed": int(seed), "n_reps": int(n_reps),
-                 "design": design.as_dict(), "thresholds": thr,
+                 "design": design.as_dict(), "thresholds": thr, "ci_method": ctx.ci_method,
                  "sample": _sample_attrs(frame, samples[0], seed),
                  "note": ("replication r draws with the r-th child of SeedSequence(seed); the same samples "
                           "serve every scenario (common random numbers)")}

@@ -22,13 +22,31 @@ for (g in c(guar, "approves")) d[[g]] <- as_lgl(d[[g]])
 reg$registered <- as_lgl(reg$registered)
 
 # household flags: exit standard = income strictly above the line and every guarantee
-meets <- d$surveyed_income_per_capita > line & rowSums(!as.matrix(d[guar])) == 0
-d$we_num <- d$household_size * (d$hh_stratum == "exited" & !meets)
-d$we_den <- d$household_size * (d$hh_stratum == "exited")
-d$mp_num <- d$household_size * (d$hh_stratum == "non_registered" & !meets)
-d$mp_den <- d$household_size * (d$hh_stratum == "non_registered")
-d$ap <- as.numeric(d$approves)
-d$one <- 1
+add_flags <- function(d) {
+  meets <- d$surveyed_income_per_capita > line & rowSums(!as.matrix(d[guar])) == 0
+  d$fail <- as.numeric(!meets)
+  d$we_num <- d$household_size * (d$hh_stratum == "exited" & !meets)
+  d$we_den <- d$household_size * (d$hh_stratum == "exited")
+  d$mp_num <- d$household_size * (d$hh_stratum == "non_registered" & !meets)
+  d$mp_den <- d$household_size * (d$hh_stratum == "non_registered")
+  d$ap <- as.numeric(d$approves)
+  d$one <- 1
+  d$wp <- d$weight * d$household_size   # person weight on household rows
+  d
+}
+d <- add_flags(d)
+
+# Rare-error variants (same as tests/test_exit.py::_rare): every failing exited (non-registered)
+# household except the first `keep` ones in household_id order is made to meet the standard.
+rare <- function(d, keep) {
+  for (hs in c("exited", "non_registered")) {
+    f <- sort(d$household_id[d$hh_stratum == hs & d$fail == 1])
+    fix <- d$household_id %in% f[seq_along(f) > keep]
+    d$surveyed_income_per_capita[fix] <- 10 * line
+    for (g in guar) d[[g]][fix] <- TRUE
+  }
+  add_flags(d)
+}
 
 # register totals in 2018
 registered <- reg$registered & (is.na(reg$registration_year) | reg$registration_year <= year)
@@ -69,8 +87,37 @@ run <- function(design_name, dd) {
               design_name, Vj[1, 1], Vj[1, 2], Vj[1, 3], Vj[2, 2], Vj[2, 3], Vj[3, 3]))
 }
 
+# Korn-Graubard intervals: svyciprop(method = "beta"). The person-based rates are proportions of
+# persons: person-weighted design (wp = weight x household_size on household rows), domain by
+# subset(); estimate and SE equal svyratio(~we_num, ~we_den) on the household design (printed
+# for the check). n = nrow(design) = sampled households in the domain, df = degf(domain design).
+# R gives NaN bounds when the variance is 0 (p = 0 or 1).
+kg <- function(design_name, dd) {
+  Dp <- svydesign(ids = ~village_code, strata = ~stratum, weights = ~wp, data = dd, nest = TRUE)
+  Dh <- svydesign(ids = ~village_code, strata = ~stratum, weights = ~weight, data = dd, nest = TRUE)
+  one <- function(crit, D, ci) {
+    p <- as.numeric(ci); v <- as.numeric(attr(ci, "var")); b <- attr(ci, "ci")
+    neff <- p * (1 - p) / v * (qt(0.025, nrow(D) - 1) / qt(0.025, degf(D)))^2
+    cat(sprintf("kg design=%s criterion=%s est=%.15g se=%.15g lci=%.15g uci=%.15g df=%d n=%d neff=%.15g\n",
+                design_name, crit, p, sqrt(v), b[1], b[2], degf(D), nrow(D), neff))
+  }
+  De <- subset(Dp, hh_stratum == "exited")
+  one("wrongly_exited_rate", De, svyciprop(~fail, De, method = "beta", level = 0.95))
+  Dn <- subset(Dp, hh_stratum == "non_registered")
+  one("missed_poor_rate", Dn, svyciprop(~fail, Dn, method = "beta", level = 0.95))
+  one("approval_rate", Dh, svyciprop(~ap, Dh, method = "beta", level = 0.95))
+}
+
 cat("survey version:", as.character(packageVersion("survey")), "\n")
 run("full", d)
+kg("full", d)
+# near zero: one wrongly-exited and one missed household in the sample; zero: none
+d1 <- rare(d, 1)
+run("near_zero", d1)
+kg("near_zero", d1)
+d0 <- rare(d, 0)
+run("zero", d0)
+kg("zero", d0)
 
 # singleton: keep one village of the deep_poverty_village stratum
 dv <- sort(unique(d$village_code[d$stratum == "deep_poverty_village"]))
@@ -78,5 +125,6 @@ ds <- d[d$stratum != "deep_poverty_village" | d$village_code == dv[1], ]
 for (opt in c("certainty", "adjust", "average")) {
   options(survey.lonely.psu = opt)
   run(paste0("singleton_", opt), ds)
+  kg(paste0("singleton_", opt), ds)
 }
 options(survey.lonely.psu = "fail")
