@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generate.py --profile demo
 	$(BIN)/python benchmarks/bench_exit.py
 	$(BIN)/python benchmarks/bench_risk.py
+	$(BIN)/python benchmarks/bench_batch.py --help >/dev/null && echo "bench_batch: see benchmarks/bench_batch.py --help (needs a notebook and data dir)"
 
 clean-reports:
 	rm -rf reports/*/

@@ -1,0 +1,370 @@
+"""evalkit.batch: per-county papermill runs, isolation, atomic outputs, resume, verify, Dask path.
+
+The notebooks are the tiny ones in tests/notebooks/ (county_stats: one county's households with
+a seeded bootstrap; province_stats: no county_code, runs once).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evalkit import batch, synth
+from evalkit.batch import BatchError, NotebookParam
+
+NB_DIR = Path(__file__).resolve().parent / "notebooks"
+COUNTY_NB = NB_DIR / "county_stats.ipynb"
+PROVINCE_NB = NB_DIR / "province_stats.ipynb"
+CODES = ["610627", "610631", "610632"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("batchdata")
+    return synth.generate("demo", seed=1, out=out, scale=0.02, counties=CODES, field_survey=False)
+
+
+@pytest.fixture
+def data_copy(data, tmp_path) -> Path:
+    """A private copy for tests that alter an input file."""
+    return Path(shutil.copytree(data, tmp_path / "data"))
+
+
+@pytest.fixture(scope="module")
+def clean_run(data, tmp_path_factory) -> batch.BatchResult:
+    out = tmp_path_factory.mktemp("clean") / "out"
+    return batch.run_batch(COUNTY_NB, data, "all", workers=2, out=out, progress=False)
+
+
+def _results(out: Path, code: str) -> dict:
+    return json.loads((out / code / "results.json").read_text(encoding="utf-8"))
+
+
+def _ns(**kw) -> argparse.Namespace:
+    base = dict(counties="all", param=[], workers=2, resume=False, scheduler=None, timeout=1800)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checked before anything runs (no kernel)
+
+
+def test_parameters_and_counties_are_checked_before_running(data, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(BatchError, match=r"unknown parameter 'yeer'.*accepts .*year.*alpha"):
+        batch.run_batch(COUNTY_NB, data, params={"yeer": "2019"}, out=out, progress=False)
+    with pytest.raises(BatchError, match=r"'year' expects int.*'abc'"):
+        batch.run_batch(COUNTY_NB, data, params={"year": "abc"}, out=out, progress=False)
+    with pytest.raises(BatchError, match=r"'alpha' expects float"):
+        batch.run_batch(COUNTY_NB, data, params={"alpha": "five percent"}, out=out, progress=False)
+    with pytest.raises(BatchError, match=r"'county_code' is set by the batch.*--counties"):
+        batch.run_batch(COUNTY_NB, data, params={"county_code": "610631"}, out=out, progress=False)
+    with pytest.raises(BatchError, match=r"unknown county code\(s\) 999999"):
+        batch.run_batch(COUNTY_NB, data, counties="610631,999999", out=out, progress=False)
+    with pytest.raises(BatchError, match="runs once"):
+        batch.run_batch(PROVINCE_NB, data, counties="610631", out=out, progress=False)
+    with pytest.raises(BatchError, match="counties.parquet is missing"):
+        batch.run_batch(COUNTY_NB, tmp_path, out=out, progress=False)
+    assert not out.exists(), "nothing may run (or be created) before the checks pass"
+    out.mkdir()
+    with batch._lock(out), pytest.raises(BatchError, match="another batch is writing"):
+        batch.run_batch(COUNTY_NB, data, out=out, progress=False)
+    assert not list(out.iterdir())[1:], "only the lock file"
+    # the CLI: exit code 2 and a clear message
+    code = batch.cli_batch(_ns(notebook=str(COUNTY_NB), data=str(data), out=str(tmp_path / "o2"), param=["yeer=1"]))
+    assert code == 2 and "unknown parameter 'yeer'" in capsys.readouterr().err
+    with pytest.raises(BatchError, match="KEY=VALUE"):
+        batch.parse_param_args(["year"])
+
+
+def test_values_are_typed_by_the_declared_default():
+    decl = batch.notebook_parameters(COUNTY_NB)
+    assert decl["year"].type == "int" and decl["alpha"].type == "float" and decl["fail_on"].type == "str"
+    got = batch.coerce_params(batch.parse_param_args(["year=2019", "alpha=0.1", "fail_on=123", "n_boot=7"]), decl)
+    assert got == {"year": 2019, "alpha": 0.1, "fail_on": "123", "n_boot": 7}
+    assert isinstance(got["year"], int) and isinstance(got["alpha"], float)
+    extra = {"flag": NotebookParam("flag", False, "bool"), "codes": NotebookParam("codes", [], "list"),
+             "opts": NotebookParam("opts", {}, "dict"), "any": NotebookParam("any", None, "unknown")}
+    got = batch.coerce_params({"flag": "yes", "codes": '["610631", "610632"]', "opts": '{"a": 1}',
+                               "any": "x y"}, extra)
+    assert got == {"flag": True, "codes": ["610631", "610632"], "opts": {"a": 1}, "any": "x y"}
+    with pytest.raises(BatchError, match="'codes' expects list"):
+        batch.coerce_params({"codes": '{"a": 1}'}, extra)
+    with pytest.raises(BatchError, match="'flag' expects bool"):
+        batch.coerce_params({"flag": "maybe"}, extra)
+
+
+def test_compare_json_is_exact_by_default_and_says_where():
+    a = {"x": {"est": 0.1, "n": 3, "v": "pass"}, "l": [1, 2.5], "b": True}
+    assert batch.compare_json(a, json.loads(json.dumps(a))) == []
+    b = {"x": {"est": 0.1 * (1 + 1e-15), "n": 3, "v": "fail"}, "l": [1, 2.5, 3], "b": 1, "new": 1}
+    diffs = {k for k, _, _ in batch.compare_json(a, b)}
+    assert diffs == {"x.est", "x.v", "l[len]", "b", "new"}
+    assert {k for k, _, _ in batch.compare_json(a, b, rtol=1e-12)} == {"x.v", "l[len]", "b", "new"}
+    assert batch.key_results({"county_code": "1", "data_sha256": "f", "n": 2,
+                              "wrongly_exited_rate": {"est": 0.01, "se": 0.1, "lci": 0, "uci": 0.02,
+                                                      "verdict": "pass"},
+                              "decision": {"overall": "pass", "official_point_rule": "pass"},
+                              "thresholds": {"x": {"value": 0.02}}}) == {
+        "n": 2, "wrongly_exited_rate.est": 0.01, "wrongly_exited_rate.lci": 0, "wrongly_exited_rate.uci": 0.02,
+        "wrongly_exited_rate.verdict": "pass", "decision.overall": "pass", "decision.official_point_rule": "pass"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+@pytest.mark.slow
+def test_failing_counties_are_isolated_and_recorded(data, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = _ns(notebook=str(COUNTY_NB), data=str(data), out=str(out), timeout=3,
+               param=["fail_on=610627", "sleep_on=610632", "sleep_s=60"])
+    t0 = time.perf_counter()
+    assert batch.cli_batch(args) == 1
+    assert time.perf_counter() - t0 < 40, "the timeout must stop the sleeping county"
+    printed = capsys.readouterr().out
+    assert "2 failed" in printed
+    summary = pd.read_csv(out / "summary.csv", dtype={"county_code": str})
+    assert summary.set_index("county_code")["status"].to_dict() == {
+        "610627": "failed", "610631": "ok", "610632": "failed"}
+    runs = {c: json.loads((out / c / "run.json").read_text()) for c in CODES}
+    assert "RuntimeError: deliberate failure for 610627" in runs["610627"]["error"]
+    assert "timeout" in runs["610632"]["error"]
+    for c in ("610627", "610632"):
+        assert not (out / c / "results.json").exists(), "a failed county must not look finished"
+        assert (out / c / runs[c]["notebook"]).is_file(), "the partial executed notebook is kept"
+        assert runs[c]["status"] == "failed" and runs[c]["html"] is None
+    partial = json.loads((out / "610627" / "county_stats.ipynb").read_text())
+    assert any(o.get("ename") == "RuntimeError" for cell in partial["cells"] for o in cell.get("outputs", []))
+    assert _results(out, "610631")["county_code"] == "610631"
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "失败" in index and "610627/county_stats.ipynb" in index and "610631/county_stats.html" in index
+    assert not list(out.glob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_a_killed_kernel_and_a_nan_result_are_failed_counties(data, tmp_path):
+    out = tmp_path / "out"
+    res = batch.run_batch(COUNTY_NB, data, counties="610631,610632", workers=2, out=out, progress=False,
+                          params={"kill_on": "610631", "nan_on": "610632", "lang": "en"})
+    assert res.exit_code == 1 and res.n_failed == 2
+    killed, nan = res["610631"], res["610632"]
+    assert "kernel died" in killed.error and killed.notebook is not None and killed.notebook.is_file()
+    assert "NaN" in nan.error and (out / "610632" / "results.partial.json").is_file()
+    assert not (out / "610632" / "results.json").exists()
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "Batch report index" in index and "failed" in index and "黄龙县 (610631)" in index
+
+
+@pytest.mark.slow
+def test_a_dead_worker_process_is_a_failed_county(data, tmp_path):
+    out = tmp_path / "out"
+    res = batch.run_batch(COUNTY_NB, data, counties="610631", workers=1, out=out, progress=False,
+                          params={"kill_worker_on": "610631"})
+    assert res.exit_code == 1 and "worker process died" in res["610631"].error
+    assert json.loads((out / "610631" / "run.json").read_text())["status"] == "failed"
+    assert not (out / "610631" / "results.json").exists() and not list(out.glob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_html_report_has_no_code_and_has_the_headings(clean_run):
+    assert clean_run.exit_code == 0 and clean_run.n_ok == 3
+    for c in clean_run.counties:
+        page = c.html.read_text(encoding="utf-8")
+        assert '<meta charset="utf-8"' in page.lower()
+        assert "县级测试报告 TEST_HEADING" in page and "RESULT_HEADING" in page
+        assert "CODE_MARKER_7f3a" not in page and "read_parquet" not in page, "code reached the report"
+        assert "hl-ipython3" not in page and 'class="jp-InputPrompt' not in page
+        # every code cell is rendered without its input area (markdown cells keep theirs: that is their text)
+        for chunk in page.split('<div class="jp-Cell jp-CodeCell')[1:]:
+            head = chunk.split('<div class="jp-Cell ', 1)[0]
+            assert "jp-mod-noInput" in head[:200] and "jp-InputArea" not in head
+        assert {p.name for p in c.out_dir.iterdir()} >= {
+            "county_stats.ipynb", "county_stats.html", "results.json", "run.json", "followup.csv"}
+
+
+@pytest.mark.slow
+def test_summary_index_and_manifest(clean_run, data):
+    out = clean_run.out
+    df = pd.read_csv(out / "summary.csv", dtype={"county_code": str})
+    assert list(df.columns[:5]) == ["county_code", "county_name", "status", "duration_s", "error"]
+    assert list(df.columns[5:]) == sorted(df.columns[5:])
+    assert {"decision.overall", "registered_share.est", "registered_share.lci", "registered_share.uci",
+            "registered_share.verdict", "n_households"} <= set(df.columns)
+    assert list(df["county_code"]) == CODES and df["n_households"].dtype.kind == "i"
+    row = df.set_index("county_code").loc["610631"]
+    assert row["registered_share.est"] == _results(out, "610631")["registered_share"]["est"]
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert '<meta charset="utf-8">' in index and "批量评估报告索引" in index and "通过" in index
+    assert index.count('<a href="') == 3
+    man = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    for rel, sha in man["inputs"].items():
+        assert batch._sha256_file(data / rel) == sha
+    assert {"counties.parquet", "villages.parquet", "households/610631.parquet", "members/610632.parquet"} \
+        <= set(man["inputs"])
+    assert man["notebook"]["sha256"] == batch._sha256_file(COUNTY_NB)
+    assert man["seeds"] == {"seed": 7} and man["parameters"]["per_county"]["610631"]["county_code"] == "610631"
+    assert {"pandas", "numpy", "svy", "statsmodels", "scikit-learn", "papermill", "python"} <= set(man["packages"])
+    assert "git_commit" in man and man["started_at"] <= man["finished_at"]
+    for c in CODES:  # timestamps live in run.json/manifest only
+        run = json.loads((out / c / "run.json").read_text())
+        assert run["status"] == "ok" and run["input_hash"] == man["runs"][c]["input_hash"]
+        text = (out / c / "results.json").read_text()
+        assert man["started_at"][:10] not in text and ".tmp-" not in text
+
+
+@pytest.mark.slow
+def test_two_runs_are_identical_and_verify_says_so(clean_run, data, tmp_path, capsys):
+    again = batch.run_batch(COUNTY_NB, data, workers=1, out=tmp_path / "again", progress=False)
+    for c in CODES:
+        assert batch.compare_json(_results(clean_run.out, c), _results(again.out, c)) == []
+        assert (clean_run.out / c / "results.json").read_bytes() == (again.out / c / "results.json").read_bytes()
+    assert batch.cli_verify(argparse.Namespace(run_dir=str(clean_run.out), workers=2)) == 0
+    assert capsys.readouterr().out.startswith("identical")
+
+
+@pytest.mark.slow
+def test_verify_reports_changed_inputs(data_copy, tmp_path, capsys):
+    out = tmp_path / "out"
+    batch.run_batch(COUNTY_NB, data_copy, counties="610631", workers=1, out=out, progress=False)
+    f = data_copy / "households" / "610631.parquet"
+    pd.read_parquet(f).iloc[:-40].to_parquet(f, index=False)
+    res = batch.verify(out, workers=1, progress=False)
+    assert res.status == "inputs changed" and res.exit_code == 1
+    assert any(p.startswith("households/610631.parquet") for p in res.inputs_changed)
+    assert any(d.key == "n_households" and d.old - d.new == 40 for d in res.differences)
+    assert batch.cli_verify(argparse.Namespace(run_dir=str(out), workers=1)) == 1
+    text = capsys.readouterr().out
+    assert text.startswith("inputs changed") and "610631/n_households: 572 vs 532" in text
+
+
+@pytest.mark.slow
+def test_resume_skips_done_counties_and_reruns_changed_ones(data_copy, tmp_path):
+    out = tmp_path / "out"
+    first = batch.run_batch(COUNTY_NB, data_copy, workers=2, out=out, progress=False)
+    assert first.n_ok == 3
+    again = batch.run_batch(COUNTY_NB, data_copy, workers=2, out=out, resume=True, progress=False)
+    assert again.n_reused == 3 and again.n_ok == 3
+    assert [c.duration_s for c in again.counties] == [c.duration_s for c in first.counties]
+    f = data_copy / "households" / "610627.parquet"
+    pd.read_parquet(f).iloc[:-10].to_parquet(f, index=False)
+    third = batch.run_batch(COUNTY_NB, data_copy, workers=2, out=out, resume=True, progress=False)
+    assert {c.county_code: c.reused for c in third.counties} == {"610627": False, "610631": True, "610632": True}
+    assert third["610627"].results["n_households"] == first["610627"].results["n_households"] - 10
+    # a changed parameter is a changed input too
+    fourth = batch.run_batch(COUNTY_NB, data_copy, counties="610631", params={"n_boot": "20"}, workers=1,
+                             out=out, resume=True, progress=False)
+    assert fourth.n_reused == 0 and fourth.n_ok == 1
+
+
+def _start_cli(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "evalkit.cli", "batch", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait_for(cond, timeout: float = 60.0) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_killed_batch_leaves_nothing_that_looks_finished(data, tmp_path):
+    out = tmp_path / "out"
+    args = [str(COUNTY_NB), "--data", str(data), "--out", str(out), "--counties", "610631,610632",
+            "--workers", "2", "--param", "sleep_on=610632", "--param", "sleep_s=120"]
+    p = _start_cli(args)
+    try:
+        # 610631 finishes; 610632 is still sleeping in its temporary directory
+        _wait_for(lambda: (out / "610631" / "results.json").exists() and list(out.glob(".tmp-610632-*")))
+        time.sleep(0.5)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)  # the whole process group, as hard as it gets
+        p.wait()
+    assert not (out / "610632").exists()
+    assert [q.parent.name for q in out.glob("*/results.json")] == ["610631"]
+    assert list(out.glob(".tmp-610632-*")), "the unfinished county is only a .tmp- directory"
+    assert not (out / "summary.csv").exists() and not (out / "manifest.json").exists()
+    # the next run cleans the stale temporaries, reuses the finished county; the timeout ends the sleeper
+    res = batch.run_batch(COUNTY_NB, data, counties="610631,610632", out=out, resume=True, timeout=2,
+                          params={"sleep_on": "610632", "sleep_s": "120"}, progress=False)
+    assert res["610631"].reused and res["610632"].status == "failed" and "timeout" in res["610632"].error
+    assert not list(out.glob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_batch_cleanly(data, tmp_path):
+    out = tmp_path / "out"
+    p = _start_cli([str(COUNTY_NB), "--data", str(data), "--out", str(out), "--counties", "610631",
+                    "--workers", "1", "--param", "sleep_on=*", "--param", "sleep_s=120"])
+    try:
+        _wait_for(lambda: list(out.glob(".tmp-610631-*/county_stats.ipynb")))
+        time.sleep(1.0)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 130
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert not (out / "610631").exists() and not list(out.glob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_dask_path_gives_the_same_numbers(clean_run, data, tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        res = batch.run_batch(COUNTY_NB, data, counties="610627,610632", out=tmp_path / "dask",
+                              scheduler=cluster.scheduler_address, progress=False)
+    assert res.exit_code == 0 and res.n_ok == 2
+    for c in ("610627", "610632"):
+        assert batch.compare_json(_results(clean_run.out, c), _results(res.out, c)) == []
+        assert res[c].html.is_file()
+        scheduler = cluster.scheduler_address
+    assert json.loads(res.manifest.read_text())["executor"]["scheduler"] == scheduler
+
+
+@pytest.mark.slow
+def test_a_notebook_without_county_code_runs_once(data, tmp_path):
+    res = batch.run_batch(PROVINCE_NB, data, out=tmp_path / "prov", progress=False)
+    assert [c.county_code for c in res.counties] == [batch.PROVINCE] and res.exit_code == 0
+    r = json.loads((tmp_path / "prov" / batch.PROVINCE / "results.json").read_text())
+    households = sum(len(pd.read_parquet(f)) for f in (data / "households").glob("*.parquet"))
+    assert r == {"decision": {"overall": "pass"}, "n_counties": 3, "n_households": households}
+    assert "全省测试汇总 PROVINCE_HEADING" in res[batch.PROVINCE].html.read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_directory_parameter_makes_its_results_inputs(clean_run, data, tmp_path):
+    runs = Path(shutil.copytree(clean_run.out, tmp_path / "county_runs"))
+    out = tmp_path / "prov"
+    first = batch.run_batch(PROVINCE_NB, data, params={"run_dir": str(runs)}, out=out, progress=False)
+    r = first[batch.PROVINCE].results
+    assert r["rolled_up"] == {"n": 3, "n_households": r["n_households"]}
+    man = json.loads(first.manifest.read_text())
+    assert {f"@run_dir/{c}/results.json" for c in CODES} <= set(man["inputs"])
+    again = batch.run_batch(PROVINCE_NB, data, params={"run_dir": str(runs)}, out=out, resume=True, progress=False)
+    assert again.n_reused == 1
+    res = json.loads((runs / "610631" / "results.json").read_text())
+    res["n_households"] += 1
+    (runs / "610631" / "results.json").write_text(json.dumps(res))
+    third = batch.run_batch(PROVINCE_NB, data, params={"run_dir": str(runs)}, out=out, resume=True, progress=False)
+    assert third.n_reused == 0
+    assert third[batch.PROVINCE].results["rolled_up"]["n_households"] == r["n_households"] + 1
+    # the demo's helpers: a plain-text table and an index over several batches
+    text = batch.summary_table_text(clean_run)
+    assert "610631" in text and "done" in text and "3 run(s): 3 done" in text
+    index = batch.write_demo_index(tmp_path, clean_run, third).read_text(encoding="utf-8")
+    assert index.count("<h2>") == 2 and "prov/province/province_stats.html" in index
