@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -58,8 +59,52 @@ def test_county_notebook_runs_through_papermill(small_province, tmp_path, lang):
     text = ledger.to_string()
     assert not pd.Series(text.split()).str.fullmatch(r"\d{17}[\dX]").any(), "full ID number in the ledger"
     executed = nbformat.read(tmp_path / "run.ipynb", as_version=4)
-    shown = "\n".join(o.get("text", "") + json.dumps(o.get("data", {}), ensure_ascii=False)
+    shown = "\n".join(o.get("text", "") + "".join(str(o.get("data", {}).get(k, ""))
+                                                  for k in ("text/plain", "text/html", "text/markdown"))
                       for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
     heading = "三率一度评估结果" if lang == "zh" else "The four criteria against their thresholds"
     assert heading in shown
     assert "NaN" not in shown and "nan%" not in shown
+
+
+@pytest.mark.slow
+def test_batch_risk_and_rollup_end_to_end(small_province, tmp_path):
+    """County batch -> risk notebook -> roll-up: reports without code, Chinese headings, results."""
+    from evalkit import batch
+
+    nb = ROOT / "notebooks"
+    out = tmp_path / "run"
+    res = batch.run_batch(nb / "county_exit_assessment.ipynb", data=small_province, counties="all",
+                          params={}, workers=2, out=out / "county_exit", progress=False)
+    assert res.n_failed == 0 and res.n_ok == 3
+    html = (out / "county_exit" / "610631" / "county_exit_assessment.html").read_text(encoding="utf-8")
+    assert "三率一度评估结果" in html and "疑似问题核实清单" in html
+    assert "assess.assess_county" not in html  # no code cells ...
+    assert not re.search(r'class="[^"]*jp-InputArea-editor', html)  # ... and no code editors (CSS aside)
+    assert "data:image/png;base64" in html  # the chart is embedded
+    rres = batch.run_batch(nb / "return_to_poverty_risk.ipynb", data=small_province, counties="all",
+                           params={"capacity_k": 3}, workers=1, out=out / "risk", progress=False)
+    assert rres.n_failed == 0
+    rj = json.loads(next((out / "risk").rglob("results.json")).read_text(encoding="utf-8"))
+    assert {"test_year", "models", "rule_baseline", "capacity_k", "data_sha256", "evalkit_version"} <= set(rj)
+    for m in ("logit", "boosting", "vulnerability"):
+        assert set(rj["models"][m]) == {"roc_auc", "pr_auc", "brier", "recall_at_k", "precision_at_k"}
+    assert rj["capacity_k"] == 3
+    wl = pd.read_excel(next((out / "risk").rglob("watchlist.xlsx")), sheet_name=None, dtype=str)
+    text = " ".join(df.to_string() for df in wl.values())
+    assert not pd.Series(text.split()).str.fullmatch(r"\d{17}[\dX]").any()
+    pres = batch.run_batch(nb / "province_rollup.ipynb", data=small_province, counties="all",
+                           params={"run_dir": str(out / "county_exit"), "risk_dir": str(out / "risk")},
+                           workers=1, out=out / "province", progress=False)
+    assert pres.n_failed == 0
+    summary = pd.read_excel(next((out / "province").rglob("province_summary.xlsx")), sheet_name="data", header=2,
+                            dtype={"county_code": str})
+    assert sorted(summary["county_code"]) == ["610627", "610631", "610632"]
+    # the summary carries exactly the county results
+    for code in summary["county_code"]:
+        r = json.loads((out / "county_exit" / code / "results.json").read_text(encoding="utf-8"))
+        row = summary[summary["county_code"] == code].iloc[0]
+        assert row["comprehensive_poverty_rate_est"] == pytest.approx(r["comprehensive_poverty_rate"]["est"])
+        assert row["decision"] == r["decision"]["overall"]
+    phtml = next((out / "province").rglob("province_rollup.html")).read_text(encoding="utf-8")
+    assert "全省贫困县退出评估汇总" in phtml and phtml.count("data:image/png;base64") >= 2

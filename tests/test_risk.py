@@ -494,9 +494,15 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
-    """The demo province at its default scale (0.1, about 35,000 households; ~2 s to generate)."""
+    """The demo province at scale 0.1 (about 35,000 households; ~2 s to generate).
+
+    Scale and seed are fixed here, not taken from the profile default: the known-truth test is a
+    95% interval, so a given dataset misses with probability ~5% per coefficient. Coverage was
+    checked across seeds 1-5 at scale 0.1 and seeds 1-3 at scale 0.3 (one miss: seed 1 at 0.3,
+    disability 0.724 [0.703, 0.746], z = 2.2) -- as expected of a 95% interval.
+    """
     out = tmp_path_factory.mktemp("risk_demo")
-    synth.generate("demo", seed=1, out=out, field_survey=False)
+    synth.generate("demo", seed=1, out=out, field_survey=False, scale=0.1)
     return {t: pd.read_parquet(out / t) for t in ("panel", "households", "members")}
 
 

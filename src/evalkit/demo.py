@@ -1,7 +1,6 @@
 """``evalkit demo``: the main job, from nothing to ``reports/demo/index.html``."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -82,6 +81,30 @@ def run_demo(out: str | Path = "reports/demo", data: str | Path = "data/demo", w
                                    "risk_dir": str((out / "risk").resolve())},
                            workers=1, out=out / "province", progress=False)
     batch.write_demo_index(out, res, rres, pres)
-    print(batch.summary_table_text(res))
+    print(summary_text(out / "county_exit"))
+    failed = {name: r.n_failed for name, r in (("county exit", res), ("risk", rres), ("roll-up", pres)) if r.n_failed}
+    for name, n in failed.items():
+        print(f"FAILED: {n} {name} run(s); see the run's summary.csv and index.html")
     print(f"\nreport: {(out / 'index.html').resolve()}   ({time.perf_counter() - t0:.0f} s)")
-    return 0 if (res.n_failed == 0 and rres.n_failed == 0 and pres.n_failed == 0) else 1
+    return 1 if failed else 0
+
+
+def summary_text(run_dir: str | Path, lang: str = "en") -> str:
+    """Plain summary table of a county exit run: county, verdicts, comprehensive incidence with CI."""
+    from .report import pct
+    from .rollup import collect_exit_results
+
+    r = collect_exit_results(run_dir)
+    head = f"{'county':<16}{'verdict':<12}{'official rule':<15}comprehensive incidence [95% CI]"
+    lines = [head, "-" * len(head)]
+    for _, x in r.iterrows():
+        ci = (f"{pct(x['comprehensive_poverty_rate_est'])} [{pct(x['comprehensive_poverty_rate_lci'])}, "
+              f"{pct(x['comprehensive_poverty_rate_uci'])}]")
+        lines.append(f"{x['county_code'] + ' ' + x['county_name']:<{16 - _wide(x['county_name'])}}"
+                     f"{x['decision']:<12}{x['official']:<15}{ci}")
+    return "\n".join(lines)
+
+
+def _wide(s: str) -> int:
+    # CJK characters take two terminal columns: shorten the padding by one per character
+    return sum(1 for ch in s if ord(ch) > 0x2E80)

@@ -49,6 +49,22 @@ def setup_cjk_font() -> str:
     return _FONT_FAMILY
 
 
+def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kw):
+    """A matplotlib Figure (not registered with pyplot, so never shown twice) with the CJK font set."""
+    from matplotlib.figure import Figure
+
+    setup_cjk_font()
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
+
+
+def _feature_label(term: object, lang: str) -> str:
+    try:
+        return label(f"feat_{term}", lang)
+    except KeyError:  # a feature without a label keeps its name
+        return str(term)
+
+
 def to_jsonable(obj: Any) -> Any:
     """Convert numpy/pandas scalars and containers to plain JSON types; refuse NaN/inf.
 
@@ -123,8 +139,12 @@ def fmt_table(df: pd.DataFrame, lang: str = "zh", keys: dict[str, str] | None = 
 
 
 def write_ledger_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path, lang: str = "zh",
-                      title: str | None = None, keys: dict[str, str] | None = None) -> Path:
+                      title: str | None = None, keys: dict[str, str] | None = None,
+                      raw_sheets: tuple[str, ...] = ()) -> Path:
     """Write a printable ledger (one or more sheets) to Excel, atomically.
+
+    Column headers are translated to ``lang`` except in ``raw_sheets`` (machine-readable data
+    keeps the canonical names).
 
     Columns named ``name`` or ``id_number`` must already be masked: this function refuses
     anything that still looks like a full 18-digit ID number.
@@ -141,7 +161,7 @@ def write_ledger_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path, lang: s
     with atomic_path(path) as tmp:
         with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
             for sname, df in sheets.items():
-                out = fmt_table(df, lang, keys)
+                out = df if sname in raw_sheets else fmt_table(df, lang, keys)
                 start = 2 if title else 0
                 out.to_excel(xw, sheet_name=sname[:31], index=False, startrow=start)
                 ws = xw.sheets[sname[:31]]
@@ -188,8 +208,8 @@ def register_glance(households: pd.DataFrame, year: int, lang: str = "zh") -> pd
     ]
     out = pd.DataFrame(rows, columns=["key", "households_n", "persons_n"])
     out["share"] = [pct(x) for x in out["persons_n"] / max(int(size.sum()), 1)]
-    out["key"] = [label(k, lang) for k in out["key"]]
-    return fmt_table(out, lang).rename(columns={"key": ""})
+    out.index = pd.Index([label(k, lang) for k in out.pop("key")], name="")
+    return fmt_table(out, lang)
 
 
 def sample_design_summary(field_survey: pd.DataFrame, villages: pd.DataFrame | None = None,
@@ -210,9 +230,8 @@ def sample_design_summary(field_survey: pd.DataFrame, villages: pd.DataFrame | N
                         fill_value=0, observed=True)
     hh.columns = [code_label_safe("hh_stratum", c, lang) for c in hh.columns]
     out = out.join(hh)
-    out.index = [label(i, lang) for i in out.index]
-    out.index.name = label("village_stratum", lang)
-    return fmt_table(out.reset_index(), lang)
+    out.index = pd.Index([label(i, lang) for i in out.index], name=label("village_stratum", lang))
+    return fmt_table(out, lang)
 
 
 def code_label_safe(list_name: str, code: str, lang: str) -> str:
@@ -236,7 +255,7 @@ def criteria_table(crit: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
             "verdict": verdict_label(r["verdict"], lang),
             "official_verdict": verdict_label(r["official_verdict"], lang),
         })
-    return fmt_table(pd.DataFrame(rows), lang)
+    return fmt_table(pd.DataFrame(rows).set_index("criterion"), lang).rename_axis(label("criterion", lang))
 
 
 _VERDICT_COLORS = {"pass": "#2a9d4b", "borderline": "#e0a100", "fail": "#c0392b"}
@@ -244,10 +263,7 @@ _VERDICT_COLORS = {"pass": "#2a9d4b", "borderline": "#e0a100", "fail": "#c0392b"
 
 def plot_criteria(crit: pd.DataFrame, lang: str = "zh", confidence: float | None = None):
     """One chart: each criterion's estimate and CI against its threshold, colored by verdict."""
-    import matplotlib.pyplot as plt
-
-    setup_cjk_font()
-    fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
+    fig, axes = new_figure((12, 3.4), 1, 4)
     for ax, c in zip(axes, _CRITERIA):
         r = crit.loc[c]
         col = _VERDICT_COLORS.get(r["verdict"], "grey")
@@ -267,23 +283,21 @@ def plot_criteria(crit: pd.DataFrame, lang: str = "zh", confidence: float | None
         ax.set_xlabel(verdict_label(r["verdict"], lang), color=col, fontsize=10)
     lvl = f" ({100 * confidence:.0f}% {label('confidence_interval', lang)})" if confidence else ""
     fig.suptitle(label("h_criteria", lang) + lvl, fontsize=11)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
 def guarantee_shortfalls(field_survey: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
     """Weighted share and count of sampled households failing each guarantee, by household stratum."""
     fs = field_survey
-    rows = []
-    for g in _GUARANTEES:
-        fail = ~fs[g].astype(bool)
-        for hs, part in fs.groupby("hh_stratum", observed=True):
-            f = fail.loc[part.index]
-            rows.append({"guarantee": label(g, lang), "hh_stratum": code_label_safe("hh_stratum", hs, lang),
-                         "failing_n": int(f.sum()),
-                         "failing_share": pct(float((part["weight"] * f).sum() / part["weight"].sum()))})
-    out = pd.DataFrame(rows)
-    return fmt_table(out, lang)
+    fail = pd.DataFrame({g: ~fs[g].astype(bool) for g in _GUARANTEES})
+    n = fail.groupby(fs["hh_stratum"]).sum().T
+    share = fail.mul(fs["weight"], axis=0).groupby(fs["hh_stratum"]).sum().T / fs.groupby("hh_stratum")["weight"].sum()
+    out = pd.DataFrame({code_label_safe("hh_stratum", hs, lang): [f"{int(a)} ({pct(b)})" for a, b in zip(n[hs], share[hs])]
+                        for hs in n.columns}, index=[label(g, lang) for g in _GUARANTEES])
+    out.index.name = label("guarantee", lang)
+    out.columns.name = label("failing_n", lang) + " (" + label("failing_share", lang) + ")"
+    return out
 
 
 _REASON_KEYS = {"income": "reason_income_below_line", "income_below_line": "reason_income_below_line",
@@ -332,6 +346,7 @@ def followup_list(flags: pd.DataFrame, members: pd.DataFrame | None, villages: p
                         "head_id_number", "household_size", "surveyed_income_per_capita", "reasons"]
             if c in sus.columns]
     out = sus.sort_values(["problem_type", "village_code", "household_id"])[cols].reset_index(drop=True)
+    out.index = pd.RangeIndex(1, len(out) + 1, name="#")
     return out
 
 
@@ -440,3 +455,123 @@ def followup_narrative(followup: pd.DataFrame, path, lang: str = "zh") -> str:
                 if n else "样本中未发现疑似错退或漏评户。")
     return (f"{n} households need verification (names and ID numbers masked). Ledger: `{Path(path).name}`."
             if n else "No suspected wrongly-exited or missed household in the sample.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Return-to-poverty risk report pieces
+
+def model_label(name: str, lang: str = "zh") -> str:
+    """Label of a risk model."""
+    return label(f"model_{name}", lang)
+
+
+def model_comparison(metrics: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
+    """Model comparison table (AUC, PR-AUC, Brier, recall@k, precision@k), rule first."""
+    m = metrics.set_index("model")
+    order = ["rule"] + [x for x in m.index if x != "rule"]
+    out = pd.DataFrame({
+        "ROC-AUC": m.loc[order, "auc"].round(3).to_numpy(),
+        "PR-AUC": m.loc[order, "pr_auc"].round(3).to_numpy(),
+        "Brier": m.loc[order, "brier"].round(4).to_numpy(),
+        label("recall_at_k", lang): [pct(x, 1) for x in m.loc[order, "recall_at_k"]],
+        label("precision_at_k", lang): [pct(x, 1) for x in m.loc[order, "precision_at_k"]],
+    }, index=pd.Index([model_label(x, lang) for x in order], name=label("model", lang)))
+    return out
+
+
+def effects_table(effects: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
+    """Logit effects: coefficient, clustered SE, odds ratio with its CI, p-value; labelled rows."""
+    e = effects.drop(index=[i for i in effects.index if str(i).startswith("C(")], errors="ignore")
+    names = [_feature_label(t, lang) for t in e.index]
+    out = pd.DataFrame({"coef": e["coef"].round(3), "se": e["se"].round(3),
+                        label("odds_ratio", lang): [f"{a:.2f} [{b:.2f}, {c:.2f}]" for a, b, c in
+                                                    zip(e["odds_ratio"], e["or_ci_low"], e["or_ci_high"])],
+                        "p": e["p_value"].map(lambda p: "<0.001" if p < 0.001 else f"{p:.3f}")},
+                       index=pd.Index(names, name=""))
+    return out
+
+
+def plot_calibration(calibration: pd.DataFrame, lang: str = "zh"):
+    """Calibration curves: mean predicted probability vs observed rate, per model."""
+    fig, ax = new_figure((5.5, 5))
+    for name, g in calibration.groupby("model", sort=False):
+        if name == "rule":  # a ranking score, not a probability
+            continue
+        ax.plot(g["mean_predicted"], g["observed_rate"], "o-", label=model_label(name, lang), ms=4)
+    hi = float(max(calibration["mean_predicted"].max(), calibration["observed_rate"].max()))
+    ax.plot([0, hi], [0, hi], "k--", lw=1)
+    ax.set_xlabel(label("mean_predicted", lang))
+    ax.set_ylabel(label("observed_rate", lang))
+    ax.set_title(label("h_calibration", lang))
+    ax.legend(fontsize=8)
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def plot_capture_curve(curve: pd.DataFrame, lang: str = "zh"):
+    """Share of actual returners on the lists against list size per village, every model vs the rule."""
+    fig, ax = new_figure((6.5, 4.5))
+    for name, g in curve.groupby("model", sort=False):
+        ax.plot(g["k"], 100 * g["recall_at_k"], "k--o" if name == "rule" else "-o", ms=4,
+                label=model_label(name, lang))
+    ax.set_xlabel(label("list_size_k", lang))
+    ax.set_ylabel(label("recall_at_k", lang) + " (%)")
+    ax.set_title(label("h_capture", lang))
+    ax.legend(fontsize=8)
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def plot_effects(effects: pd.DataFrame, lang: str = "zh"):
+    """Odds ratios with 95% CIs of the logistic model (log scale)."""
+    e = effects.drop(index=[i for i in effects.index if i == "const" or str(i).startswith("C(")], errors="ignore")
+    fig, ax = new_figure((6.5, 0.38 * len(e) + 1.2))
+    y = np.arange(len(e))
+    ax.errorbar(e["odds_ratio"], y, xerr=[e["odds_ratio"] - e["or_ci_low"], e["or_ci_high"] - e["odds_ratio"]],
+                fmt="o", capsize=3)
+    ax.axvline(1, color="black", lw=1, ls="--")
+    ax.set_xscale("log")
+    ax.set_yticks(y, [_feature_label(t, lang) for t in e.index], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(label("odds_ratio", lang))
+    ax.set_title(label("h_effects", lang))
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def stability_table(stability: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
+    """County stability: mean, sd, min and max of each metric across counties."""
+    s = stability.copy()
+    s["model"] = [model_label(x, lang) for x in s["model"]]
+    for c in ("mean", "sd", "min", "max", "iqr"):
+        s[c] = s[c].round(3)
+    return s.set_index(["model", "metric"])[["n_counties", "mean", "sd", "min", "max"]].rename_axis(
+        [label("model", lang), ""])
+
+
+def red_list_by_village(watch: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
+    """Red-list summary: households on the red and yellow lists per village."""
+    w = watch.assign(red=watch["warning_level"].eq("red"), yellow=watch["warning_level"].eq("yellow"))
+    keys = [c for c in ("county_code", "township_name", "village_name", "village_code") if c in w.columns]
+    out = w.groupby(keys, dropna=False).agg(red=("red", "sum"), yellow=("yellow", "sum")).reset_index()
+    out = out.sort_values(["red", "yellow"], ascending=False, kind="stable").set_index(keys)
+    out.index.names = [label(k, lang) for k in keys]
+    return out.rename(columns={"red": code_label_safe("warning_level", "red", lang),
+                               "yellow": code_label_safe("warning_level", "yellow", lang)})
+
+
+def risk_intro(run, lang: str = "zh") -> str:
+    """One paragraph: what was validated and what the current list holds."""
+    m = run.validation.metrics.set_index("model")
+    best, rule = m.loc[run.best_model], m.loc["rule"]
+    n_red = int((run.warnings["level"] == "red").sum())
+    if lang == "zh":
+        return (f"以 {min(run.train_years)}–{max(run.train_years)} 年训练、{run.test_year} 年样本外检验"
+                f"（标签为下一年是否低于监测线或“三保障”未达标）。每村跟进 {run.capacity_k} 户时，"
+                f"最佳模型（{model_label(run.best_model, lang)}）捕获 {pct(best['recall_at_k'], 1)} 的返贫户，"
+                f"现行政策规则捕获 {pct(rule['recall_at_k'], 1)}。{run.score_year} 年已脱贫户中红色预警 {n_red} 户。")
+    return (f"Trained on {min(run.train_years)}-{max(run.train_years)}, tested out of time on {run.test_year} "
+            f"(label: below the monitoring line or a guarantee failing the next year). With {run.capacity_k} "
+            f"households followed up per village, the best model ({model_label(run.best_model, lang)}) captures "
+            f"{pct(best['recall_at_k'], 1)} of returners, the policy rule {pct(rule['recall_at_k'], 1)}. "
+            f"Red list in {run.score_year}: {n_red} exited households.")

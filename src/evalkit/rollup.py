@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from . import geo
-from .report import code_label_safe, label, pct, setup_cjk_font, verdict_label, write_ledger_xlsx
+from .report import label, new_figure, pct, verdict_label, write_ledger_xlsx
 
 __all__ = ["collect_exit_results", "collect_risk_shares", "province_table", "plot_maps", "plot_criteria_across",
            "write_province_summary"]
@@ -59,7 +59,7 @@ def province_table(res: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
                                zip(res[f"{c}_est"], res[f"{c}_lci"], res[f"{c}_uci"])]
     out[label("decision_overall", lang)] = [verdict_label(v, lang) for v in res["decision"]]
     out[label("decision_official", lang)] = [verdict_label(v, lang) for v in res["official"]]
-    return out
+    return out.set_index(label("county", lang))
 
 
 _VCOL = {"pass": "#2a9d4b", "borderline": "#e0a100", "fail": "#c0392b"}
@@ -67,14 +67,12 @@ _VCOL = {"pass": "#2a9d4b", "borderline": "#e0a100", "fail": "#c0392b"}
 
 def plot_maps(res: pd.DataFrame, risk: pd.DataFrame | None = None, lang: str = "zh"):
     """Choropleths on the real county boundaries: incidence, verdict and (if given) red-flag share."""
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    setup_cjk_font()
     gdf = geo.load_county_boundaries(codes=res["county_code"].tolist())
-    gdf = gdf.merge(res, on="county_code", how="left")
+    gdf = gdf.merge(res.drop(columns=["county_name"]), on="county_code", how="left")
     panels = 3 if risk is not None else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 5.6))
+    fig, axes = new_figure((5.2 * panels, 5.6), 1, panels)
     ax = axes[0]
     gdf.assign(v=100 * gdf["comprehensive_poverty_rate_est"]).plot(
         column="v", cmap="OrRd", legend=True, ax=ax, edgecolor="white", linewidth=0.6,
@@ -97,17 +95,14 @@ def plot_maps(res: pd.DataFrame, risk: pd.DataFrame | None = None, lang: str = "
     for _, r in gdf.iterrows():  # one label per county polygon (13-107 of them)
         p = r.geometry.representative_point()
         axes[1].annotate(r["county_name"], (p.x, p.y), ha="center", fontsize=6)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
 def plot_criteria_across(res: pd.DataFrame, lang: str = "zh"):
     """The four criteria with their CIs across counties, thresholds dashed."""
-    import matplotlib.pyplot as plt
-
-    setup_cjk_font()
     n = len(res)
-    fig, axes = plt.subplots(1, 4, figsize=(14, max(3.0, 0.28 * n + 1.2)), sharey=True)
+    fig, axes = new_figure((14, max(3.0, 0.28 * n + 1.2)), 1, 4, sharey=True)
     ypos = np.arange(n)
     for ax, c in zip(axes, CRITERIA):
         est, lo, hi = (100 * res[f"{c}_{k}"].to_numpy() for k in ("est", "lci", "uci"))
@@ -120,7 +115,7 @@ def plot_criteria_across(res: pd.DataFrame, lang: str = "zh"):
         ax.set_xlabel("%")
     axes[0].set_yticks(ypos, res["county_name"].tolist(), fontsize=8)
     axes[0].invert_yaxis()
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
@@ -130,5 +125,5 @@ def write_province_summary(res: pd.DataFrame, path: str | Path, lang: str = "zh"
     raw = res.copy()
     if risk is not None:
         raw = raw.merge(risk[["county_code", "red_share"]], on="county_code", how="left")
-    return write_ledger_xlsx({label("title_province", lang)[:31]: province_table(res, lang), "data": raw},
-                             path, lang=lang, title=label("title_province", lang))
+    return write_ledger_xlsx({label("title_province", lang)[:31]: province_table(res, lang).reset_index(), "data": raw},
+                             path, lang=lang, title=label("title_province", lang), raw_sheets=("data",))

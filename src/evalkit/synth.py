@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -60,7 +59,7 @@ import pyarrow.parquet as pq
 from . import __version__, geo
 from .config import Policy, load_policy
 
-__all__ = ["TRUE_PARAMS", "PROFILES", "CountySpec", "profile_counties", "generate", "generate_county",
+__all__ = ["TRUE_PARAMS", "CountySpec", "profile_counties", "generate", "generate_county",
            "id_check_digits", "PARTITIONED_TABLES"]
 
 YEARS = np.arange(2014, 2026)
@@ -170,7 +169,7 @@ def profile_counties(profile: str, scale: float | None = None, seed: int = 0) ->
     if profile in ("demo", "shaanxi"):
         tab = geo.county_table("6106" if profile == "demo" else "61")
         codes, names = tab.county_code.tolist(), tab.county_name.tolist()
-        default_scale = 0.1 if profile == "demo" else 1.0
+        default_scale = 0.3 if profile == "demo" else 1.0
         s = default_scale if scale is None else scale
         # Yan'an: about 1.2 million rural residents; Shaanxi: about 17 million (2014, rounded).
         total = 1.2e6 if profile == "demo" else 1.7e7
@@ -324,7 +323,7 @@ def generate_county(spec: CountySpec, seed: int, policy: Policy | None = None,
     forced_type = np.full(n_gen, "", dtype=object)
     forced_lab = np.zeros(n_gen, np.int8)  # 1 = must have labour, -1 = must not
     if targets:
-        blocks, tsz, ttype, tlab = [], [], [], []
+        tsz, ttype, tlab = [], [], []
         for t in targets:
             h, p = t["households"], t["persons"]
             extra = p - h
