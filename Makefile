@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lab install bench clean-reports
+.PHONY: demo test lab install bench bench-shaanxi clean-reports
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,16 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_generate.py --profile demo
+	$(BIN)/python benchmarks/bench_generate.py --profile demo --out data/demo
 	$(BIN)/python benchmarks/bench_exit.py
 	$(BIN)/python benchmarks/bench_risk.py
-	$(BIN)/python benchmarks/bench_batch.py --help >/dev/null && echo "bench_batch: see benchmarks/bench_batch.py --help (needs a notebook and data dir)"
+	$(BIN)/python benchmarks/bench_batch.py --notebook notebooks/county_exit_assessment.ipynb --data data/demo --workers 1,2
+
+# The province-scale numbers (several minutes): generation <= 10 min / 16 GiB, risk models, batch.
+bench-shaanxi: $(STAMP)
+	$(BIN)/python benchmarks/bench_generate.py --profile shaanxi --out data/shaanxi --workers 2
+	$(BIN)/python benchmarks/bench_risk.py --profile shaanxi --data data/shaanxi
+	$(BIN)/python benchmarks/bench_batch.py --notebook notebooks/county_exit_assessment.ipynb --data data/shaanxi --counties 610602,610603,610621,610622 --workers 1,2
 
 clean-reports:
 	rm -rf reports/*/

@@ -87,8 +87,10 @@ def test_batch_risk_and_rollup_end_to_end(small_province, tmp_path):
     assert rres.n_failed == 0
     rj = json.loads(next((out / "risk").rglob("results.json")).read_text(encoding="utf-8"))
     assert {"test_year", "models", "rule_baseline", "capacity_k", "data_sha256", "evalkit_version"} <= set(rj)
-    for m in ("logit", "boosting", "vulnerability"):
-        assert set(rj["models"][m]) == {"roc_auc", "pr_auc", "brier", "recall_at_k", "precision_at_k"}
+    assert rj["models"] == ["logit", "boosting", "vulnerability"]
+    for m in ("logit", "boosting", "vulnerability", "rule_baseline"):
+        assert set(rj[m]) == {"roc_auc", "pr_auc", "brier", "recall_at_k", "precision_at_k"}
+        assert 0 <= rj[m]["recall_at_k"] <= 1 and 0 <= rj[m]["brier"] <= 1
     assert rj["capacity_k"] == 3
     wl = pd.read_excel(next((out / "risk").rglob("watchlist.xlsx")), sheet_name=None, dtype=str)
     text = " ".join(df.to_string() for df in wl.values())

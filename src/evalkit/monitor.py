@@ -38,20 +38,25 @@ class MonitoringRun:
     villages: pd.DataFrame
 
     def results(self) -> dict:
-        """``results.json`` content (issue schema: per model and the rule baseline)."""
+        """``results.json``: ``test_year``, one object per model, ``rule_baseline``, ``capacity_k``, ...
+
+        Every model object holds ``roc_auc, pr_auc, brier, recall_at_k, precision_at_k`` on the
+        held-out year; ``rule_baseline`` is the policy rule scored the same way.
+        """
         from . import __version__
 
         m = self.validation.metrics.set_index("model")
         out: dict = {"test_year": int(self.test_year), "capacity_k": int(self.capacity_k),
                      "train_years": [int(y) for y in self.train_years], "best_model": self.best_model,
-                     "score_year": int(self.score_year), "models": {}}
+                     "score_year": int(self.score_year), "models": []}
         for name, r in m.iterrows():
             vals = {"roc_auc": float(r["auc"]), "pr_auc": float(r["pr_auc"]), "brier": float(r["brier"]),
                     "recall_at_k": float(r["recall_at_k"]), "precision_at_k": float(r["precision_at_k"])}
             if name == "rule":
                 out["rule_baseline"] = vals
             else:
-                out["models"][name] = vals
+                out[name] = vals
+                out["models"].append(name)
         out["red_households"] = int((self.warnings["level"] == "red").sum())
         out["data_sha256"] = self.data_sha256
         out["evalkit_version"] = __version__
