@@ -164,7 +164,8 @@ def test_korn_graubard_agrees_with_r_svyciprop_beta(case):
     wald = R_CRIT[(case, "comprehensive_poverty_rate")]
     lo = (P + E * res.loc["wrongly_exited_rate", "lci"] + N * res.loc["missed_poor_rate", "lci"]) / R
     hi = (P + E * res.loc["wrongly_exited_rate", "uci"] + N * res.loc["missed_poor_rate", "uci"]) / R
-    assert res.loc["comprehensive_poverty_rate", "lci"] == pytest.approx(min(wald["lci"], lo), rel=1e-9)
+    # ... and never below the register floor P/R (remaining registered poor alone)
+    assert res.loc["comprehensive_poverty_rate", "lci"] == pytest.approx(max(min(wald["lci"], lo), P / R), rel=1e-9)
     assert res.loc["comprehensive_poverty_rate", "uci"] == pytest.approx(max(wald["uci"], hi), rel=1e-9)
     assert res.loc["comprehensive_poverty_rate", "se"] == pytest.approx(wald["se"], rel=1e-6, abs=1e-15)
     assert res.attrs["wald_ci"]["comprehensive_poverty_rate"] == pytest.approx([wald["lci"], wald["uci"]], rel=1e-6)

@@ -588,6 +588,14 @@ def _assess(ctx: _Context, field_survey: pd.DataFrame) -> pd.DataFrame:
         vals[3, 3] = max(vals[3, 3], (P + E * hi[0] + N * hi[1]) / R)
         methods = {**dict.fromkeys(CRITERIA[:3], "korn_graubard"),
                    "comprehensive_poverty_rate": "wald_widened_by_kg_plug_in"}
+    # The incidence cannot lie below the registered poor alone (P/R, a register count without
+    # sampling error, both rates being >= 0): a symmetric interval that crosses it is cut there.
+    # Only with korn_graubard: ci_method='wald' stays exactly R survey's svycontrast interval.
+    floor_note = None
+    if ctx.ci_method == "korn_graubard" and vals[3, 2] < P / R:
+        floor_note = (f"comprehensive_poverty_rate: lower bound {vals[3, 2]:.5f} raised to the register floor "
+                      f"P/R = {P / R:.5f} (remaining registered poor / rural population)")
+        vals[3, 2] = P / R
     out = pd.DataFrame(vals, columns=list(fields), index=pd.Index(list(CRITERIA), name="criterion"))
     out.insert(4, "n", n_units)
     bad = ~np.isfinite(vals[:, :4]).all(axis=1) | (vals[:, 4] <= 0)
@@ -617,13 +625,15 @@ def _assess(ctx: _Context, field_survey: pd.DataFrame) -> pd.DataFrame:
     if zero_se and kg:
         notes.append(f"zero standard error for {zero_se}: no variation in the sample (e.g. no case found); "
                      "the Korn-Graubard interval of a rate uses a design effect of 1 (n_eff = sampled "
-                     "persons, households for approval, times the df factor), and the comprehensive "
+                     "households, times the df factor), and the comprehensive "
                      "incidence's interval is widened to the plug-in of those bounds")
     elif zero_se:
         notes.append(f"zero standard error for {zero_se}: no variation in the sample (e.g. no case found); "
                      "the Wald interval collapses to the point and the verdict treats it as exact")
     if singles:
         notes.append(f"singleton strata {singles} handled by {ctx.singleton_name!r}")
+    if floor_note:
+        notes.append(floor_note)
     rule = ctx.singleton_rule
     out.attrs = {
         "county": county, "year": year, "region": ctx.region, "poverty_line": ctx.line,
