@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from evalkit.privacy import mask_frame, mask_id_number, mask_name
@@ -48,3 +49,34 @@ def test_mask_frame_copies_and_masks_canonical_and_chinese_headers():
     assert df.loc[0, "name"] == "张三丰"  # the input is not modified
     zh = mask_frame(pd.DataFrame({"姓名": ["李四"], "身份证号码": ["610602198001011234"]}))
     assert zh.iloc[0].tolist() == ["李*", "610602**********34"]
+
+
+def test_pii_found_by_header_and_content_in_any_table(tmp_path):
+    """Review finding: a households file with 户主身份证号 / 户主姓名 columns (not member-table
+    headers) must not reach the quarantine unmasked; nor an ID hidden in a free-text column."""
+    from evalkit import io
+
+    f = tmp_path / "households.csv"
+    f.write_text("户编号,村代码,县代码,家庭人口数,是否建档立卡,户主姓名,户主身份证号,备注\n"
+                 "6106310010010001,610631001001,610631,-1,否,张三丰,610602198001011234,11010519491231002X\n",
+                 encoding="utf-8")
+    ds = io.load_dataset(f)
+    assert ds.report.exit_code() == 1
+    io.write_quarantine(ds, tmp_path / "q")
+    text = (tmp_path / "q" / "households.quarantine.csv").read_text(encoding="utf-8-sig")
+    assert "610602198001011234" not in text and "11010519491231002X" not in text
+    assert "张三丰" not in text and "张*丰" in text
+    assert "610602**********34" in text and "110105**********2X" in text
+
+
+def test_ledger_refuses_unmasked_ids_anywhere(tmp_path):
+    from evalkit.report import write_ledger_xlsx
+
+    ok = pd.DataFrame({"household_id": ["6106020010010001"], "head_id_number": ["610602**********34"]})
+    write_ledger_xlsx({"s": ok}, tmp_path / "ok.xlsx")
+    for bad in (pd.DataFrame({"备注": ["610602198001011234"]}),
+                pd.DataFrame({"x": [6.10602198001011e17]}),
+                pd.DataFrame({"v": [1]}, index=pd.Index(["610602198001011234"], name="id"))):
+        with pytest.raises(ValueError, match="full ID"):
+            write_ledger_xlsx({"s": bad}, tmp_path / "bad.xlsx")
+    assert not (tmp_path / "bad.xlsx").exists()

@@ -14,6 +14,7 @@ with the pandas ``.str`` accessor.
 """
 from __future__ import annotations
 
+import re
 from typing import overload
 
 import numpy as np
@@ -97,24 +98,51 @@ def mask_name(s):
     return out.where(~s.isna())
 
 
-def pii_columns(columns) -> dict[str, str]:
+_NAME_HEADER = re.compile(r"(姓名|名字|联系人|^name$|head_name|person_name|contact)", re.IGNORECASE)
+_NOT_A_PERSON = re.compile(r"(village|township|county|city|province|乡|镇|村|县|市|省|model|sheet|file)", re.IGNORECASE)
+_ID_HEADER = re.compile(r"(身份证|证件号|身份号码|id_number|idcard|id_card)", re.IGNORECASE)
+_FULL_ID = r"\d{17}[\dXx]"
+
+
+def pii_columns(columns, frame: pd.DataFrame | None = None) -> dict[str, str]:
     """Columns holding personal data: ``{column: 'name' | 'id_number'}``.
 
-    Canonical names and any header the dictionary accepts for them (e.g. ``姓名``, ``身份证号``,
-    ``户主姓名``) are recognized, so unknown or unmapped columns are masked as well.
+    Recognized by header in any table (canonical names, every header the dictionary accepts,
+    and any header mentioning 姓名 / 身份证 / 证件号 / name / id_number, such as ``户主姓名`` or
+    ``户主身份证号``) and, when ``frame`` is given, by content: a column in which any value looks
+    like a full 18-character ID number (or a number of 17+ digits, an ID that Excel turned into a
+    float) is treated as ID numbers whatever its header.
     """
     hm = dictionary.header_map("members")
     out: dict[str, str] = {}
     for c in columns:
-        canon = hm.get(dictionary.normalize_header(c).lower())
+        h = dictionary.normalize_header(c)
+        canon = hm.get(h.lower())
         if canon in ("name", "id_number"):
             out[c] = canon
+        elif _ID_HEADER.search(h):
+            out[c] = "id_number"
+        elif _NAME_HEADER.search(h) and not _NOT_A_PERSON.search(h):
+            out[c] = "name"
+    if frame is not None:
+        for c in frame.columns:
+            if c in out:
+                continue
+            s = frame[c]
+            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+                v = pd.to_numeric(s, errors="coerce").abs()
+                if (v >= 1e16).any():
+                    out[c] = "id_number"
+            elif s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+                if s.dropna().astype(str).str.strip().str.fullmatch(_FULL_ID).any():
+                    out[c] = "id_number"
     return out
 
 
 def mask_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``df`` with name and ID-number columns masked (see :func:`pii_columns`)."""
+    """Copy of ``df`` with name and ID-number columns masked (see :func:`pii_columns`, by header
+    and by content)."""
     out = df.copy()
-    for col, kind in pii_columns(out.columns).items():
+    for col, kind in pii_columns(out.columns, out).items():
         out[col] = mask_name(out[col]) if kind == "name" else mask_id_number(out[col])
     return out
