@@ -249,22 +249,28 @@ def test_comprehensive_incidence_by_hand():
     assert res.loc["missed_poor_rate", "est"] == pytest.approx(3 / 23, rel=1e-12)
     # approval: weighted households 4*10 + 4*20 = 120, disapproving 10 -> 110/120
     assert res.loc["approval_rate", "est"] == pytest.approx(110 / 120, rel=1e-12)
-    # register: P = 50, E = 300, N = 1000 + 1 = 1001, R = 2000 (counties.rural_population)
-    # C = (50 + 300 * 3/7 + 1001 * 3/23) / 2000
-    #   = (50 + 128.5714286 + 130.5652174) / 2000 = 309.1366460 / 2000 = 0.1545683230
-    c = (50 + 300 * 3 / 7 + 1001 * 3 / 23) / 2000
-    assert c == pytest.approx(0.154568323, rel=1e-9)
+    # register: P = 50, E = 300, R = 2000 (counties.rural_population); the register lists 1001
+    # non-registered persons, but domain.md §4 applies the missed-poor rate to every non-registered
+    # rural person: N = R - P - E = 2000 - 50 - 300 = 1650
+    # C = (50 + 300 * 3/7 + 1650 * 3/23) / 2000
+    #   = (50 + 128.5714286 + 215.2173913) / 2000 = 393.7888199 / 2000 = 0.1968944099
+    c = (50 + 300 * 3 / 7 + 1650 * 3 / 23) / 2000
+    assert c == pytest.approx(0.1968944099, rel=1e-9)
     assert res.loc["comprehensive_poverty_rate", "est"] == pytest.approx(c, rel=1e-12)
+    assert res.attrs["register"]["non_registered_persons"] == 1650
+    assert any("1650" in n and "1001" in n for n in res.attrs["notes"])
     # its SE: a' V a with a = (E/R, N/R) on svy's joint covariance of the two rates
-    a = np.array([300 / 2000, 1001 / 2000])
+    a = np.array([300 / 2000, 1650 / 2000])
     V = np.array(res.attrs["covariance"])[:2, :2]
     assert res.loc["comprehensive_poverty_rate", "se"] == pytest.approx(np.sqrt(a @ V @ a), rel=1e-10)
     # n: sampled households in the denominators; df = 4 villages - 2 strata
     assert res["n"].tolist() == [4, 4, 8, 8]
     assert (res["df"] == 2).all()
-    # without counties the rural population is the register's persons: 50 + 300 + 1000 + 1
+    # without counties the rural population is the register's persons: 50 + 300 + 1000 + 1 = 1351,
+    # N = 1351 - 350 = 1001: C = (50 + 128.5714286 + 130.5652174) / 1351 = 0.2288206
     res2 = estimate_criteria(fs, reg, "610101", 2018)
-    assert res2.loc["comprehensive_poverty_rate", "est"] == pytest.approx(c * 2000 / 1351, rel=1e-12)
+    assert res2.loc["comprehensive_poverty_rate", "est"] == pytest.approx(
+        (50 + 300 * 3 / 7 + 1001 * 3 / 23) / 1351, rel=1e-12)
 
 
 def test_korn_graubard_at_zero_and_one_by_hand():
@@ -301,7 +307,8 @@ def test_korn_graubard_at_zero_and_one_by_hand():
 def _zero_county():
     """Survey of 30 exited households of 4 persons (120 persons) and 18 non-registered households
     of 3 persons in 6 villages (2 strata x 3), nobody wrongly exited or missed; and its register
-    with P = 10, E = 300, N = 1000 persons (rural population 10000 through `counties`)."""
+    with P = 10, E = 300 and 1000 listed non-registered persons (rural population 10000 through
+    `counties`, so N = R - P - E = 9690)."""
     rows = []
     for st, w in (("A", 10.0), ("B", 20.0)):
         for v in range(3):
@@ -349,7 +356,8 @@ def test_no_wrongly_exited_in_sample_is_no_longer_a_certain_pass():
     assert wald.loc["comprehensive_poverty_rate", ["lci", "uci"]].tolist() == pytest.approx([0.001, 0.001])
     comp = res.loc["comprehensive_poverty_rate"]
     assert comp["lci"] == pytest.approx(0.001)
-    assert comp["uci"] == pytest.approx((10 + 300 * we["uci"] + 1000 * mp["uci"]) / 10000, rel=1e-12)
+    # N = R - P - E = 10000 - 10 - 300 = 9690 non-registered rural persons (the register lists 1000)
+    assert comp["uci"] == pytest.approx((10 + 300 * we["uci"] + 9690 * mp["uci"]) / 10000, rel=1e-12)
 
 
 def test_criterion_flags_and_reasons():

@@ -258,9 +258,12 @@ def register_totals(households: pd.DataFrame, county: str, year: int,
                     counties: pd.DataFrame | None = None) -> dict:
     """Register totals of a county in ``year`` for the comprehensive poverty incidence.
 
-    Persons are sums of ``household_size``. The rural population is the county's
+    Persons are sums of ``household_size``. The rural population R is the county's
     ``rural_population`` when ``counties`` gives a positive value, else the persons of all
-    households of the register.
+    households of the register. The non-registered population N is R - P - E (domain.md §4: the
+    missed-poor rate applies to every non-registered rural person), so a register that lists only
+    part of the non-registered households does not shrink the missed-poor term; when the listed
+    non-registered persons differ from R - P - E by more than 1% this is noted.
 
     Returns
     -------
@@ -283,13 +286,25 @@ def register_totals(households: pd.DataFrame, county: str, year: int,
                            errors="coerce").dropna()
         if len(rp) and float(rp.iloc[0]) > 0:
             rural, source = float(rp.iloc[0]), "counties.rural_population"
+    P, E, listed = tot[_POOR], tot[_EXITED], tot[_NONREG]
+    N = rural - P - E
+    if N < 0:
+        raise ExitAssessmentError(
+            f"county {county}: rural population {rural:.0f} ({source}) is smaller than the registered "
+            f"persons {P + E:.0f} in {year}: check counties.rural_population")
+    note = None
+    if abs(N - listed) > 0.01 * max(N, 1.0):
+        note = (f"non-registered rural persons taken as rural population - registered = {N:.0f}; the register "
+                f"lists {listed:.0f} non-registered persons")
     return {
-        "remaining_poor_persons": tot[_POOR],
-        "exited_persons": tot[_EXITED],
-        "non_registered_persons": tot[_NONREG],
+        "remaining_poor_persons": P,
+        "exited_persons": E,
+        "non_registered_persons": N,
+        "listed_non_registered_persons": listed,
         "register_persons": float(size.sum()),
         "rural_population": rural,
         "rural_population_source": source,
+        "note": note,
     }
 
 
@@ -440,15 +455,16 @@ def estimate_criteria(field_survey: pd.DataFrame, households: pd.DataFrame, coun
       village has no household of the domain); CI = [qbeta(a/2, n_eff p, n_eff(1-p)+1), qbeta(1-a/2, n_eff p+1,
       n_eff(1-p))], lower 0 at p = 0, upper 1 at p = 1. When se = 0 (p = 0 or 1, e.g. no
       wrongly-exited person in the sample) R gives NaN; here p(1-p)/se^2 is replaced by the
-      number of sampled persons in the domain (sampled households for approval), i.e. a design
-      effect of 1, before the same df factor. Persons, not households, because the rate is a
-      share of persons; as all persons of a household share its status this is the less
-      conservative choice (households would widen the interval). At p = 0 the upper bound is
-      1 - (a/2)^(1/n_eff). The comprehensive incidence keeps svy's Wald interval, widened to
-      contain the plug-in of the component Korn-Graubard bounds:
-      lci = min(Wald lci, (P + E lci_we + N lci_mp)/R), uci = max(Wald uci,
-      (P + E uci_we + N uci_mp)/R). Without this, when both error rates are 0 in the sample
-      their covariance is 0 and the Wald interval collapses to P/R, an exact-looking pass.
+      number of sampled HOUSEHOLDS in the domain, i.e. a design effect of 1 on households, before
+      the same df factor. Households, not persons: every member shares the household's status,
+      so counting persons would claim information the sample does not have (an operating-
+      characteristic replay passed 9% of samples from a county exactly at the 2% threshold with
+      persons). At p = 0 the upper bound is 1 - (a/2)^(1/n_eff). The comprehensive incidence
+      keeps svy's Wald interval, widened to contain the plug-in of the component Korn-Graubard
+      bounds: lci = min(Wald lci, (P + E lci_we + N lci_mp)/R), uci = max(Wald uci,
+      (P + E uci_we + N uci_mp)/R), and its lower bound is never below the register floor P/R.
+      Without this, when both error rates are 0 in the sample their covariance is 0 and the Wald
+      interval collapses to P/R, an exact-looking pass.
 
     Parameters
     ----------
@@ -634,6 +650,8 @@ def _assess(ctx: _Context, field_survey: pd.DataFrame) -> pd.DataFrame:
         notes.append(f"singleton strata {singles} handled by {ctx.singleton_name!r}")
     if floor_note:
         notes.append(floor_note)
+    if reg.get("note"):
+        notes.append(reg["note"])
     rule = ctx.singleton_rule
     out.attrs = {
         "county": county, "year": year, "region": ctx.region, "poverty_line": ctx.line,

@@ -53,8 +53,10 @@ registered <- reg$registered & (is.na(reg$registration_year) | reg$registration_
 exited <- registered & !is.na(reg$exit_year) & reg$exit_year <= year
 P <- sum(reg$household_size[registered & !exited])   # remaining registered poor persons
 E <- sum(reg$household_size[exited])                 # exited registered persons
-N <- sum(reg$household_size[!registered])            # non-registered persons
 R <- rural_population
+# domain.md §4: the missed-poor rate applies to the non-registered RURAL population, i.e. the rural
+# population less the registered persons (the register may list only part of the others).
+N <- R - P - E
 cat(sprintf("register P=%.15g E=%.15g N=%.15g R=%.15g\n", P, E, N, R))
 
 show <- function(design_name, crit, est, se, D) {
