@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import norm
+from scipy.stats import beta as beta_dist
+from scipy.stats import binom, norm
+from scipy.stats import t as t_dist
 
 from evalkit.config import load_policy
 from evalkit.survey import (
@@ -231,31 +233,176 @@ def test_survey_from_truth(county):
 
 
 # ---------------------------------------------------------------------------------------------
-# sample size and power
+# sample size and power: sized against the Korn-Graubard verdict of evalkit.exit
 # ---------------------------------------------------------------------------------------------
-def test_plan_sample_size_matches_closed_form():
-    p, t, conf, pw, deff = 0.005, 0.02, 0.95, 0.8, 2.0
-    plan = plan_sample_size(p, t, conf, pw, deff, households_per_village=10, mean_household_size=3.2)
-    zc, zp = norm.ppf(0.975), norm.ppf(0.8)  # upper limit of the two-sided 95% CI
-    exact = deff * p * (1 - p) * (zc + zp) ** 2 / (t - p) ** 2
-    # svy rounds each step up, so n can exceed ceil(exact) by one or two
-    assert np.ceil(exact) <= plan["n_persons"] <= np.ceil(exact) + 2
-    assert plan["n_households"] == np.ceil(plan["n_persons"] / 3.2)
-    assert plan["n_villages"] == np.ceil(plan["n_households"] / 10)
-    assert plan["power_achieved"] >= pw and plan["power_achieved"] == pytest.approx(pw, abs=0.01)
-    one = plan_sample_size(p, t, conf, pw, deff, two_sided=False)
-    assert one["n_persons"] < plan["n_persons"]
-    # approval: a minimum rate, expected above the threshold
-    ap = plan_sample_size(0.95, 0.90, conf, pw, deff)
-    assert ap["power_achieved"] == pytest.approx(pw, abs=0.01)
+def _n_eff_by_hand(n, v, deff, conf=0.95, n_strata=2):
+    """n / deff x (qt(a/2, n-1) / qt(a/2, df))^2, df = v - n_strata (the verdict's df adjustment)."""
+    a = 1 - conf
+    return n / deff * (t_dist.ppf(a / 2, n - 1) / t_dist.ppf(a / 2, v - n_strata)) ** 2
+
+
+def test_zero_rate_boundary_by_hand():
+    # p = 0: no case is ever sampled, so power is 1 iff the zero-case bound 1 - (a/2)^(1/n_eff) is
+    # below the threshold, i.e. n_eff > ln(0.025) / ln(0.98) = 182.59, else 0.
+    need = np.log(0.025) / np.log(0.98)
+    assert need == pytest.approx(182.59, abs=0.01)
+    # 30 households per village, deff 2, two strata:
+    #   14 villages: 420/2 x (qt(.025, 419)/qt(.025, 12))^2 = 210 x (1.9656/2.1788)^2 = 170.9 < 182.6
+    #   15 villages: 450/2 x (qt(.025, 449)/qt(.025, 13))^2 = 225 x (1.9653/2.1604)^2 = 186.2 > 182.6
+    assert _n_eff_by_hand(420, 14, 2.0) == pytest.approx(170.9, abs=0.1)
+    assert _n_eff_by_hand(450, 15, 2.0) == pytest.approx(186.2, abs=0.1)
+    plan = plan_sample_size(0.0, 0.02, deff=2.0, households_per_village=30)
+    assert plan["reachable"] and plan["n_villages"] == 15 and plan["n_households"] == 450
+    assert plan["x_star"] == 0 and plan["power_achieved"] == 1.0
+    assert plan["n_eff"] == pytest.approx(_n_eff_by_hand(450, 15, 2.0), rel=1e-9)
+    assert plan["n_persons"] == int(np.ceil(450 * 3.2))
+    v = np.arange(4, 40)
+    pw = power_at(30 * v, v, 0.0, 0.02, deff=2.0)
+    np.testing.assert_array_equal(pw, (_n_eff_by_hand(30 * v, v, 2.0) > need).astype(float))
+    # deff 1: 8 villages 240 x (1.9700/2.4469)^2 = 155.6; 9 villages 270 x (1.9689/2.3646)^2 = 187.2
+    assert plan_sample_size(0.0, 0.02, deff=1.0)["n_villages"] == 9
+    # zero_case_deff=1 reproduces the verdict's zero-SE rule (deff 1 on households) at x = 0
+    assert plan_sample_size(0.0, 0.02, deff=2.0, zero_case_deff=1.0)["n_villages"] == 9
+    # review item 3: the old normal plan (109 exited households in 11 villages) cannot pass at all:
+    # even zero cases give an upper bound of 1 - 0.025^(1/83.7) = 4.3% > 2%
+    ne = _n_eff_by_hand(109, 11, 1.0)
+    assert 1 - 0.025 ** (1 / ne) == pytest.approx(0.043, abs=0.001)
+    assert power_at(109, 11, 0.005, 0.02, deff=1.0) == 0.0
+
+
+def _power_by_hand(n, v, p, thr, deff, conf=0.95, at_least=False):
+    """Independent: scan x with scipy.stats.beta, then scipy.stats.binom."""
+    a = 1 - conf
+    ne = _n_eff_by_hand(n, v, deff, conf)
+    x_star = -1
+    for x in range(int(ne)):
+        if at_least:  # x non-approving, ne - x approving: lower KG bound >= threshold
+            ok = beta_dist.ppf(a / 2, ne - x, x + 1) >= thr
+        else:
+            ok = beta_dist.ppf(1 - a / 2, x + 1, ne - x) < thr
+        if not ok:
+            break
+        x_star = x
+    q = 1 - p if at_least else p
+    return x_star, float(binom.cdf(x_star, round(ne), q))
+
+
+@pytest.mark.parametrize("n, v, p, deff", [(600, 20, 0.005, 1.5), (960, 32, 0.005, 2.0),
+                                           (2550, 85, 0.01, 2.0), (1500, 30, 0.008, 1.2)])
+def test_power_matches_binomial_by_hand(n, v, p, deff):
+    x_star, want = _power_by_hand(n, v, p, 0.02, deff)
+    assert x_star >= 1
+    assert power_at(n, v, p, 0.02, 0.95, deff) == pytest.approx(want, abs=1e-12)
+
+
+def test_approval_is_mirrored():
+    # approval 95% against a minimum of 90%: pass iff the lower KG bound >= 90%
+    x_star, want = _power_by_hand(300, 10, 0.95, 0.90, 1.5, at_least=True)
+    assert power_at(300, 10, 0.95, 0.90, 0.95, 1.5, direction="at_least") == pytest.approx(want, abs=1e-12)
+    plan = plan_sample_size(0.95, 0.90, direction="at_least")
+    assert plan["reachable"] and plan["power_achieved"] >= 0.8
+    assert power_at(plan["n_households"] - 30, plan["n_villages"] - 1, 0.95, 0.90, direction="at_least") < 0.8
+    assert not plan_sample_size(0.90, 0.95, direction="at_least")["reachable"]
+
+
+def test_power_is_monotone_in_n_up_to_the_sawtooth():
+    p, thr = 0.005, 0.02
+    # doubling the design always helps
+    v = np.array([8, 16, 32, 64, 128])
+    pw = power_at(30 * v, v, p, thr)
+    assert np.all(np.diff(pw) > 0), pw
+    # the passing count x* never decreases as villages are added; between its steps the power falls
+    # (saw-tooth of any exact binomial rule), hence n_villages_stable
+    plan = plan_sample_size(p, thr)
+    assert plan["n_villages"] == 32 and plan["x_star"] == 3 and plan["power_achieved"] >= 0.8
+    v = np.arange(4, 400)
+    pw = power_at(30 * v, v, p, thr)
+    assert pw[v == 31][0] < 0.8 <= pw[v == 32][0]                 # smallest v reaching the power
+    assert plan["n_villages_stable"] == 37 and np.all(pw[v >= 37] >= 0.8) and pw[v == 36][0] < 0.8
+    # the planned size grows with the target power and the true rate, and falls with the threshold
+    sizes = [plan_sample_size(p, thr, power=x)["n_villages"] for x in (0.5, 0.8, 0.9, 0.95)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert plan_sample_size(0.01, thr)["n_villages"] > plan["n_villages"]
+    assert plan_sample_size(p, 0.03)["n_villages"] < plan["n_villages"]
+    # power falls as the true rate rises, for a fixed design
+    pr = [power_at(960, 32, x, thr) for x in (0.0, 0.002, 0.005, 0.01, 0.02)]
+    assert all(a >= b for a, b in zip(pr, pr[1:])) and pr[0] == 1.0 and pr[-1] < 0.025
+
+
+def test_plan_reports_svy_normal_size_and_unreachable_targets():
+    p, thr = 0.005, 0.02
+    plan = plan_sample_size(p, thr)
+    zc, zp = norm.ppf(0.975), norm.ppf(0.8)
+    normal = 2.0 * p * (1 - p) * (zc + zp) ** 2 / (thr - p) ** 2     # households, deff 2
+    assert np.ceil(normal) <= plan["svy_normal_n"] <= np.ceil(normal) + 2
+    # the normal size is far too small for the rule evalkit applies
+    assert plan["svy_normal_n"] < plan["n_households"] / 2 and plan["svy_normal_power"] < 0.1
+    for bad in (0.02, 0.03):
+        r = plan_sample_size(bad, thr)
+        assert not r["reachable"] and r["n_villages"] is None and "unreachable" in r["message"]
+    r = plan_sample_size(0.015, thr, max_villages=60)
+    assert not r["reachable"] and r["n_households"] is None and r["max_power"] < 0.8
+    assert "max_villages" in r["message"]
     with pytest.raises(ValueError):
-        plan_sample_size(0.02, 0.02)
+        plan_sample_size(p, 1.2)
+    with pytest.raises(ValueError):
+        plan_sample_size(p, thr, power=1.0)
+    with pytest.raises(ValueError):
+        plan_sample_size(p, thr, zero_case_deff=3.0)
+    with pytest.raises(ValueError, match="n_strata"):
+        power_at(60, 2, p, thr)
 
 
-def test_power_at_is_monotone():
-    ns = [100, 400, 1600, 6400]
-    pw = [power_at(n, 0.005, 0.02, 0.95, 2.0) for n in ns]
-    assert all(a < b for a, b in zip(pw, pw[1:]))
-    assert power_at(400, 0.0, 0.02) == 1.0  # zero variance: degenerate, documented
-    plan = plan_sample_size(0.01, 0.02, 0.95, 0.9, 1.5)
-    assert power_at(plan["n_persons"], 0.01, 0.02, 0.95, 1.5) == pytest.approx(0.9, abs=0.01)
+def _replay_county(seed=0, county="610101", per_stratum=40, year=YEAR):
+    """Two village strata of ``per_stratum`` villages, 45-75 exited households each (plus a few poor and
+    non-registered), every guarantee met: the wrongly-exited rate is then set by set_rates."""
+    rng = np.random.default_rng(seed)
+    nv = 2 * per_stratum
+    vcode = np.array([f"{county}{i:06d}" for i in range(1, nv + 1)])
+    villages = pd.DataFrame({"village_code": vcode, "county_code": county, "township_name": "t",
+                             "village_name": vcode, "is_poverty_village": np.arange(nv) < per_stratum})
+    counts = np.column_stack([rng.integers(45, 76, nv), np.full(nv, 3), np.full(nv, 12)])
+    v = np.repeat(vcode, counts.sum(1))
+    kind = np.concatenate([np.repeat([0, 1, 2], c) for c in counts])   # exited / poor / non-registered
+    n = v.size
+    households = pd.DataFrame({
+        "household_id": [f"{county}{i:010d}" for i in range(n)], "village_code": v, "county_code": county,
+        "household_size": rng.integers(1, 7, n), "registered": kind < 2,
+        "registration_year": pd.array(np.where(kind < 2, 2014, 0), dtype="Int64"),
+        "exit_year": pd.array(np.where(kind == 0, year - 1, 0), dtype="Int64"),
+    })
+    households.loc[kind != 0, "exit_year"] = pd.NA
+    households.loc[kind == 2, "registration_year"] = pd.NA
+    truth = pd.DataFrame({"household_id": households["household_id"], "year": year, "county_code": county,
+                          "true_income_per_capita": rng.lognormal(np.log(8000), 0.3, n)})
+    for g in ("food_clothing", "education", "medical", "housing", "water"):
+        truth[f"true_{g}_ok"] = True
+    truth["true_poor"] = False
+    truth["true_approves"] = rng.random(n) < 0.96
+    return villages, households, truth
+
+
+def test_planned_size_replayed_with_operating_characteristic():
+    from evalkit.exit import operating_characteristic
+
+    p, thr = 0.005, 0.02
+    plan = plan_sample_size(p, thr, power=0.8, deff=2.0, households_per_village=30)
+    assert plan["n_villages"] == 32
+    villages, households, truth = _replay_county()
+
+    def replay(n_villages):
+        d = SampleDesign(villages_per_stratum={"poverty_village": n_villages // 2,
+                                               "non_poverty_village": n_villages - n_villages // 2},
+                         households_per_village={"exited": 30, "poor": 1, "non_registered": 4},
+                         village_selection="srs")
+        oc = operating_characteristic(households, villages, truth, "610101", YEAR, design=d, n_reps=60,
+                                      set_rates={"wrongly_exited_rate": [p]}, seed=1)
+        row = oc[oc["criterion"] == "wrongly_exited_rate"].iloc[0]
+        assert row["true_rate"] == pytest.approx(p, abs=0.001) and row["p_error"] == 0
+        return row["p_pass"]
+
+    full, half = replay(plan["n_villages"]), replay(plan["n_villages"] // 2)
+    # planned 0.80 (0.85 observed with these seeds); half the design: model 0.37, observed 0.43
+    assert full >= 0.55, full
+    assert half <= full - 0.2, (half, full)
+    assert power_at(30 * 16, 16, p, thr) < 0.5

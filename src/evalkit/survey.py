@@ -4,9 +4,11 @@ Stage 1 selects villages (the primary sampling units) within each county, strati
 poverty / non-poverty village, with PPS systematic sampling on the number of households of the
 village or with SRS. Stage 2 selects households by simple random sampling without replacement
 within each selected village and household stratum (exited / still poor / non-registered).
-Selection, inclusion probabilities and sample size all come from :mod:`svy`; this module only
-prepares the frames, caps ``n`` at what is available and multiplies the two stage
-probabilities (domain.md §4, §7).
+Selection and inclusion probabilities come from :mod:`svy`; this module only prepares the
+frames, caps ``n`` at what is available and multiplies the two stage probabilities (domain.md
+§4, §7). The sample-size planner (:func:`plan_sample_size`, :func:`power_at`) sizes against the
+Korn-Graubard verdict of :mod:`evalkit.exit` (exact-bound power on households); svy's
+normal-approximation size is reported beside it for comparison.
 
 Every default (sizes per stratum, selection method, confidence level, singleton rule) comes
 from the ``[survey]`` section of the policy configuration.
@@ -21,7 +23,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import svy
-from scipy.stats import norm
+from scipy.special import betaincinv, stdtrit
+from scipy.stats import binom, norm
 
 from evalkit.config import Policy, load_policy
 
@@ -384,101 +387,257 @@ def survey_from_truth(sample: pd.DataFrame, truth: pd.DataFrame, year: int) -> p
 # --------------------------------------------------------------------------------------------
 # sample size and power
 # --------------------------------------------------------------------------------------------
-def _z(confidence: float, two_sided: bool) -> float:
-    # Upper limit of a two-sided CI at level c is a one-sided bound at level (1 + c) / 2.
-    return float(norm.ppf((1.0 + confidence) / 2.0 if two_sided else confidence))
+# The planner sizes the sample against the rule the verdict applies
+# (evalkit.exit.estimate_criteria, ci_method='korn_graubard'): a maximum rate passes when the
+# upper Korn-Graubard (Clopper-Pearson on a df-adjusted effective n) bound is below the threshold.
+_DIRECTIONS = ("below", "at_least")
 
 
-def power_at(n_persons: float, expected_rate: float, threshold: float, confidence: float = 0.95,
-             deff: float = 2.0, two_sided: bool = True) -> float:
-    """Probability that the confidence bound lands on the passing side of ``threshold``.
+def _check_rates(p: float, t: float, confidence: float, deff: float, direction: str,
+                 zero_case_deff: float | None = None) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"expected_rate must be in [0, 1], got {p}")
+    if not 0.0 < t < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {t}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if not (np.isfinite(deff) and deff > 0.0):
+        raise ValueError(f"deff must be positive, got {deff}")
+    if direction not in _DIRECTIONS:
+        raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
+    if zero_case_deff is not None and not 0.0 < zero_case_deff <= deff:
+        raise ValueError(f"zero_case_deff must be in (0, deff = {deff}], got {zero_case_deff}")
 
-    Normal approximation (svy has no public power function): with
-    ``SE = sqrt(deff * p (1 - p) / n)`` at the true rate ``p = expected_rate``, a max-rate
-    passes when ``p_hat + z SE < threshold``, so power = ``Phi(|threshold - p| / SE - z)``;
-    symmetrically for a min-rate (approval, ``expected_rate > threshold``). ``z`` is the
-    quantile of the upper limit of the two-sided ``confidence`` CI used by the verdict
-    (``two_sided=True``) or of a one-sided bound at ``confidence``. The t quantile of the
-    design df and the variability of the SE estimate are ignored.
+
+def _kg_power(n_households: Any, n_villages: Any, expected_rate: float, threshold: float,
+              confidence: float, deff: float, n_strata: int, direction: str,
+              zero_case_deff: float | None = None) -> dict[str, np.ndarray]:
+    """Exact-bound power of the Korn-Graubard verdict, vectorized over designs (broadcast).
+
+    See :func:`power_at` for the model. For 'at_least' (approval) the rule is mirrored on the
+    complementary rate: lci >= t  <=>  upper bound of the non-approving share <= 1 - t
+    (Clopper-Pearson is symmetric), so y = non-approving households play the role of cases.
+    """
+    n = np.asarray(n_households, dtype=float)
+    v = np.asarray(n_villages, dtype=float)
+    n, v = np.broadcast_arrays(n, v)
+    alpha = 1.0 - float(confidence)
+    df = v - float(n_strata)
+    if (df < 1).any() or (n < 2).any() or (n < v).any():
+        raise ValueError("each design needs n_villages > n_strata (design df >= 1) and "
+                         "n_households >= max(2, n_villages)")
+    factor = (stdtrit(n - 1.0, alpha / 2.0) / stdtrit(df, alpha / 2.0)) ** 2
+    n_eff = n / float(deff) * factor
+    n_eff0 = n / float(deff if zero_case_deff is None else zero_case_deff) * factor
+    if direction == "below":
+        q, lim, strict = float(expected_rate), float(threshold), True
+    else:
+        q, lim, strict = 1.0 - float(expected_rate), 1.0 - float(threshold), False
+
+    def passes(x: np.ndarray, ne: np.ndarray) -> np.ndarray:
+        b = ne - x
+        with np.errstate(invalid="ignore"):
+            ub = np.where(b > 0, betaincinv(x + 1.0, np.where(b > 0, b, 1.0), 1.0 - alpha / 2.0), 1.0)
+        return (ub < lim) if strict else (ub <= lim)
+
+    # Largest x passing, by integer bisection on all designs at once: the bound increases with x,
+    # passes(-1) by convention and x >= lim * n_eff never passes (the 1 - a/2 quantile of
+    # Beta(x+1, n_eff-x) exceeds its mode x/(n_eff-1) >= lim).
+    lo = np.full(n_eff.shape, -1.0)
+    hi = np.floor(lim * n_eff) + 1.0
+    while (hi - lo > 1).any():
+        mid = np.floor((lo + hi) / 2.0)
+        ok = passes(mid, n_eff)
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    # zero cases: bound on n_eff0 (>= n_eff, so the passing counts stay 0..x*)
+    x_star = np.where((lo < 0) & passes(np.zeros(n_eff.shape), n_eff0), 0, lo).astype(int)
+    # binom.cdf(-1, ...) = 0: no count passes, power 0.
+    power = binom.cdf(x_star, np.maximum(np.rint(n_eff), 1.0), q)
+    return {"power": np.asarray(power, dtype=float), "x_star": x_star, "n_eff": n_eff, "n_eff_zero": n_eff0,
+            "df": df, "df_factor": factor}
+
+
+def power_at(n_households: Any, n_villages: Any, expected_rate: float, threshold: float,
+             confidence: float = 0.95, deff: float = 2.0, n_strata: int = 2, *,
+             direction: str = "below", zero_case_deff: float | None = None) -> float | np.ndarray:
+    """Probability that the Korn-Graubard verdict passes a criterion whose true rate is ``expected_rate``.
+
+    The rule of :func:`evalkit.exit.estimate_criteria` (``ci_method='korn_graubard'``): a maximum
+    rate passes when the upper limit of the two-sided ``confidence`` interval is below
+    ``threshold``. Model of a design of ``n_households`` households of the domain (e.g. exited
+    households) in ``n_villages`` villages and ``n_strata`` village strata:
+
+    * effective size ``n_eff = n / deff * (qt(a/2, n-1) / qt(a/2, df))**2`` with a = 1 - confidence
+      and df = n_villages - n_strata, as the verdict's df adjustment; ``deff`` is the design
+      effect on households (clustering of cases in villages, unequal weights and household
+      sizes of a person-based rate);
+    * cases (households failing the standard) ``X ~ Binomial(round(n_eff), p)``;
+    * bound for x cases ``qbeta(1 - a/2, x + 1, n_eff - x)`` (Clopper-Pearson on n_eff; x = 0 gives
+      ``1 - (a/2)**(1/n_eff)``); x* = the largest x whose bound is below the threshold;
+    * power = ``P(X <= x*)``, 0 when even x = 0 fails.
+
+    The verdict itself uses deff 1 on households when the sample has no case (zero SE); by
+    default the model applies ``deff`` to every x, so with ``deff > 1`` it is conservative for
+    designs whose power rests on the zero-case term (small designs, or rates of 0.1%);
+    ``zero_case_deff=1`` reproduces the verdict's zero-case bound. Power is saw-toothed in n
+    (x* is an integer, so between two steps of x* the power falls as n grows), as for any exact
+    binomial rule; the verdict's estimated SE blurs the teeth in practice.
+
+    Parameters
+    ----------
+    n_households, n_villages : int or array-like
+        Sampled households of the domain and villages (broadcast together; vectorized).
+    expected_rate, threshold : float
+        True rate and policy threshold.
+    confidence : float
+        Two-sided level of the interval used by the verdict.
+    deff : float
+        Design effect on households.
+    n_strata : int
+        Village strata (the design df is n_villages - n_strata).
+    direction : {'below', 'at_least'}
+        'below' for a maximum rate (pass: upper bound < threshold); 'at_least' for a minimum
+        rate such as approval (pass: lower bound >= threshold), computed on the complementary
+        rate.
+    zero_case_deff : float, optional
+        Design effect of the zero-case bound, in (0, deff]; None: ``deff``.
 
     Returns
     -------
-    float
-        Power in [0, 1]; 1 when SE is 0 (p of 0 or 1: every sample is all-pass, the Wald
-        bound is degenerate).
+    float or numpy.ndarray
+        Power in [0, 1]; a float for scalar inputs.
     """
     p, t = float(expected_rate), float(threshold)
-    if not (0.0 <= p <= 1.0 and 0.0 < t < 1.0):
-        raise ValueError(f"expected_rate must be in [0, 1] and threshold in (0, 1), got {p}, {t}")
-    if p == t:
-        raise ValueError("expected_rate equals threshold: no sample size gives power above 1 - confidence")
-    se = np.sqrt(deff * p * (1.0 - p) / float(n_persons))
-    if se == 0.0:
-        return 1.0
-    return float(norm.cdf(abs(t - p) / se - _z(confidence, two_sided)))
+    _check_rates(p, t, confidence, deff, direction, zero_case_deff)
+    pw = _kg_power(n_households, n_villages, p, t, confidence, deff, n_strata, direction, zero_case_deff)["power"]
+    return float(pw) if pw.ndim == 0 else pw
+
+
+def _svy_normal_n(p: float, t: float, confidence: float, power: float, deff: float) -> float | None:
+    """svy's normal-approximation size in households (comparison only; None at p of 0 or 1)."""
+    if not 0.0 < p < 1.0 or p == t:
+        return None
+    zc, zp = float(norm.ppf(1.0 - (1.0 - confidence) / 2.0)), float(norm.ppf(power))
+    # |t - p| = (z_c + z_power) SE  <=>  svy's precision target with moe = |t - p| z_c / (z_c + z_power)
+    moe = abs(t - p) * zc / (zc + zp)
+    ss = svy.SampleSize().estimate_prop(p=p, moe=moe, alpha=round(1.0 - confidence, 12), deff=deff)
+    return float(np.ceil(float(ss.n)))
 
 
 def plan_sample_size(expected_rate: float, threshold: float, confidence: float = 0.95,
-                     power: float = 0.8, deff: float = 2.0, households_per_village: int = 10,
-                     mean_household_size: float = 3.2, two_sided: bool = True) -> dict:
-    """Persons, households and villages needed for a criterion to pass with a given power.
+                     power: float = 0.8, deff: float = 2.0, households_per_village: int = 30,
+                     n_strata: int = 2, mean_household_size: float = 3.2, max_villages: int = 2000, *,
+                     direction: str = "below", zero_case_deff: float | None = None) -> dict:
+    """Villages and households needed for the Korn-Graubard verdict to pass with a given power.
 
-    Find ``n`` such that, when the true rate is ``expected_rate``, the confidence bound falls on
-    the passing side of ``threshold`` with probability ``power``. In the normal approximation
-    this needs ``|threshold - p| = (z_c + z_power) SE``, i.e. an ordinary precision target: svy's
-    ``SampleSize.estimate_prop`` with margin of error ``moe = |threshold - p| z_c / (z_c + z_power)``
-    and ``alpha`` chosen so that its z equals ``z_c``. So power enters only through the shrunken
-    margin of error; the design effect through ``deff``.
+    Searches the number of villages v = 2 n_strata, ..., ``max_villages`` (vectorized) with
+    ``households_per_village`` households of the domain per village (n = v m), computing for
+    each the exact-bound power of :func:`power_at`, i.e. the probability that the verdict of
+    :func:`evalkit.exit.estimate_criteria` passes when the true rate is ``expected_rate``. The
+    plan is the smallest v whose power reaches ``power``. As power is saw-toothed in v,
+    ``n_villages_stable`` gives the smallest v from which every larger v (up to
+    ``max_villages``) keeps the power; prefer it when the field size may overshoot.
+
+    svy's normal-approximation size (``SampleSize.estimate_prop`` with margin
+    ``|threshold - p| z_c / (z_c + z_power)`` and the same ``deff``, in households) is reported
+    as ``svy_normal_n`` with its exact-bound power ``svy_normal_power``, for comparison only: it
+    ignores the discreteness of rare cases, the Clopper-Pearson bound and the df adjustment, and
+    can be far too small (p = 0.5%, threshold 2%: power about 0).
 
     Parameters
     ----------
     expected_rate, threshold : float
-        Anticipated true rate and the policy threshold (a max-rate when expected < threshold,
-        a min-rate such as approval when expected > threshold).
+        Anticipated true rate and the policy threshold.
     confidence : float
-        Level of the CI whose bound must clear the threshold.
+        Two-sided level of the verdict's interval.
     power : float
-        Required probability of passing when the true rate is ``expected_rate``.
+        Required probability of passing at ``expected_rate``.
     deff : float
-        Design effect of the person-based rate (clustering in villages and households).
+        Design effect on households (see :func:`power_at`).
     households_per_village : int
-        Households of the relevant stratum taken per village (e.g. exited households).
+        Households of the domain taken per village (e.g. exited households).
+    n_strata : int
+        Village strata of the design (df = villages - n_strata).
     mean_household_size : float
-        Persons per household of the relevant stratum.
-    two_sided : bool
-        True: the upper (lower) limit of the two-sided CI, as in the verdict of
-        :func:`evalkit.exit.estimate_criteria`; False: a one-sided bound at ``confidence``.
+        Persons per household of the domain (only to report persons).
+    max_villages : int
+        Largest number of villages searched.
+    direction : {'below', 'at_least'}
+        Maximum rate (default) or minimum rate such as approval.
+    zero_case_deff : float, optional
+        Design effect of the zero-case bound (see :func:`power_at`); None: ``deff``.
 
     Returns
     -------
     dict
-        ``n_persons`` (svy, rounded up at each step), ``n_households``, ``n_villages``,
-        ``moe``, ``z_confidence``, ``z_power``, ``svy_alpha``, ``power_achieved`` (by
-        :func:`power_at` at ``n_persons``) and ``method``.
+        ``reachable``; ``n_villages``, ``n_households``, ``n_persons`` (None when unreachable);
+        ``power_achieved`` and ``x_star`` (largest number of cases still passing; -1 if none),
+        ``n_eff``, ``n_eff_zero`` (of the zero-case bound) and ``df`` at the plan;
+        ``n_villages_stable``; ``max_power`` (best power searched, with ``max_power_villages``);
+        ``svy_normal_n``, ``svy_normal_villages``, ``svy_normal_power``; the inputs; ``message``
+        and ``method``.
     """
     p, t = float(expected_rate), float(threshold)
+    _check_rates(p, t, confidence, deff, direction, zero_case_deff)
     if not 0.0 < power < 1.0:
         raise ValueError(f"power must be in (0, 1), got {power}")
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"expected_rate must be in (0, 1) for a variance-based size, got {p}")
-    if p == t:
-        raise ValueError("expected_rate equals threshold: no finite sample size reaches the power")
-    zc, zp = _z(confidence, two_sided), float(norm.ppf(power))
-    moe = abs(t - p) * zc / (zc + zp)
-    svy_alpha = round((1.0 - confidence) if two_sided else 2.0 * (1.0 - confidence), 12)
-    ss = svy.SampleSize().estimate_prop(p=p, moe=moe, alpha=svy_alpha, deff=deff)
-    n_persons = int(np.ceil(float(ss.n)))
-    n_households = int(np.ceil(n_persons / mean_household_size))
-    return {
-        "n_persons": n_persons,
-        "n_households": n_households,
-        "n_villages": int(np.ceil(n_households / households_per_village)),
-        "moe": moe,
-        "z_confidence": zc,
-        "z_power": zp,
-        "svy_alpha": svy_alpha,
-        "deff": float(deff),
-        "power_achieved": power_at(n_persons, p, t, confidence, deff, two_sided),
-        "method": ("svy.SampleSize.estimate_prop(p, moe=|threshold-p| z_c/(z_c+z_power), deff); "
-                   "normal approximation"),
+    m, k, vmax = int(households_per_village), int(n_strata), int(max_villages)
+    if m < 1 or k < 1:
+        raise ValueError(f"households_per_village and n_strata must be >= 1, got {m}, {k}")
+    if not mean_household_size > 0:
+        raise ValueError(f"mean_household_size must be positive, got {mean_household_size}")
+    vmin = 2 * k  # two villages per stratum: a variance without a singleton rule
+    if vmax < vmin:
+        raise ValueError(f"max_villages must be at least 2 * n_strata = {vmin}, got {vmax}")
+    out: dict[str, Any] = {
+        "reachable": False, "n_villages": None, "n_households": None, "n_persons": None,
+        "power_achieved": None, "x_star": None, "n_eff": None, "n_eff_zero": None, "df": None,
+        "n_villages_stable": None,
+        "max_power": None, "max_power_villages": None,
+        "expected_rate": p, "threshold": t, "confidence": float(confidence), "power_target": float(power),
+        "deff": float(deff), "zero_case_deff": None if zero_case_deff is None else float(zero_case_deff),
+        "households_per_village": m, "n_strata": k,
+        "mean_household_size": float(mean_household_size), "max_villages": vmax, "direction": direction,
+        "svy_normal_n": None, "svy_normal_villages": None, "svy_normal_power": None,
+        "method": ("exact-bound power: n_eff = n/deff x (qt(a/2,n-1)/qt(a/2,v-n_strata))^2, "
+                   "X ~ Binomial(round(n_eff), p), pass iff qbeta(1-a/2, X+1, n_eff-X) < threshold"),
     }
+    wrong_side = p >= t if direction == "below" else p <= t
+    if wrong_side:
+        rel = ">=" if direction == "below" else "<="
+        out["message"] = (f"unreachable: expected_rate {p:g} {rel} threshold {t:g}; the verdict passes such a "
+                          f"county with probability at most about (1 - confidence)/2 = {(1 - confidence) / 2:g}, "
+                          "whatever the sample size")
+        return out
+    nsvy = _svy_normal_n(p, t, confidence, power, deff)
+    if nsvy is not None:
+        vs = max(int(np.ceil(nsvy / m)), vmin)
+        out.update(svy_normal_n=nsvy, svy_normal_villages=vs,
+                   svy_normal_power=power_at(vs * m, vs, p, t, confidence, deff, k, direction=direction,
+                                             zero_case_deff=zero_case_deff))
+    v = np.arange(vmin, vmax + 1)
+    res = _kg_power(v * m, v, p, t, confidence, deff, k, direction, zero_case_deff)
+    pw = res["power"]
+    ok = pw >= power
+    best = int(np.argmax(pw))
+    out.update(max_power=float(pw[best]), max_power_villages=int(v[best]))
+    if not ok.any():
+        out["message"] = (f"unreachable within {vmax} villages x {m} households: best power {pw[best]:.3f} at "
+                          f"{v[best]} villages; raise max_villages or households_per_village")
+        return out
+    i = int(np.argmax(ok))
+    stable = np.flip(np.logical_and.accumulate(np.flip(ok)))  # ok here and at every larger v
+    nh = int(v[i] * m)
+    out.update(
+        reachable=True, n_villages=int(v[i]), n_households=nh,
+        n_persons=int(np.ceil(nh * float(mean_household_size))),
+        power_achieved=float(pw[i]), x_star=int(res["x_star"][i]), n_eff=float(res["n_eff"][i]),
+        n_eff_zero=float(res["n_eff_zero"][i]),
+        df=int(res["df"][i]), n_villages_stable=int(v[np.argmax(stable)]) if stable.any() else None,
+    )
+    what = "cases" if direction == "below" else "non-approving households"
+    out["message"] = (f"{out['n_villages']} villages x {m} households = {nh} households: power "
+                      f"{out['power_achieved']:.3f} (passes with at most {out['x_star']} {what} among "
+                      f"~{out['n_eff']:.0f} effective households); power stays >= {power:g} from "
+                      f"{out['n_villages_stable']} villages on")
+    return out
