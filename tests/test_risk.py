@@ -479,6 +479,24 @@ def test_watchlist_masks_and_excel(tmp_path):
         risk.write_watchlist_xlsx(wl.assign(household_id="610602198001011234"), tmp_path / "bad.xlsx")
 
 
+def test_watchlist_writes_through_the_shared_ledger_writer(tmp_path, monkeypatch):
+    """One masked-Excel writer (report.write_ledger_xlsx) with one full-ID check."""
+    pytest.importorskip("openpyxl")
+    from evalkit import report
+
+    panel, hh, mem = hand_panel()
+    feats = risk.build_features(panel, hh, mem, years=[2020])
+    scores = feats[["household_id", "year"]].assign(score=1.0)
+    wl = risk.watchlist(risk.early_warning(scores, features=feats), hh, mem)
+    calls = []
+    real = report.write_ledger_xlsx
+    monkeypatch.setattr(report, "write_ledger_xlsx", lambda sheets, path, **kw: calls.append(sheets) or real(sheets, path, **kw))
+    risk.write_watchlist_xlsx(wl, tmp_path / "wl.xlsx", lang="en")
+    assert len(calls) == 1 and list(calls[0]) == [C1]
+    got = pd.read_excel(tmp_path / "wl.xlsx", sheet_name=C1, dtype=str)
+    assert len(got) == len(wl) and got.columns[0] == report.label("county_code", "en")
+
+
 # ---------------------------------------------------------------------------------------------
 # fixtures
 # ---------------------------------------------------------------------------------------------

@@ -26,9 +26,6 @@ No line or threshold is written here: all come from :class:`evalkit.config.Polic
 from __future__ import annotations
 
 import inspect
-import os
-import re
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +62,8 @@ __all__ = [
     "metrics_by_county",
     "stability",
     "ValidationResult",
+    "labelled_frame",
+    "fit_model",
     "out_of_time",
     "rolling_origin",
     "early_warning",
@@ -1245,6 +1244,36 @@ def _fit_model(m: Any, X: pd.DataFrame, y: np.ndarray, outcome: np.ndarray) -> A
     return m.fit(X, y, outcome=outcome) if "outcome" in params else m.fit(X, y)
 
 
+def labelled_frame(labels: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """Labels joined with the features known at t (inner join on household and year, one to one).
+
+    The rows every model is trained and tested on (:func:`out_of_time`, :func:`fit_model`).
+    """
+    return labels.merge(features, on=_KEYS, how="inner", validate="one_to_one")
+
+
+def fit_model(model: Any, train: pd.DataFrame, columns: Sequence[str]) -> Any:
+    """Fit a clone of ``model`` on labelled rows exactly as :func:`out_of_time` does.
+
+    The model sees ``columns`` only (the feature columns: labels and outcomes are never candidate
+    inputs), target ``label``; a model whose ``fit`` takes ``outcome`` (the panel form of
+    :class:`VulnerabilityModel`) also gets the ``outcome`` column.
+
+    Parameters
+    ----------
+    model : estimator
+        Left unfitted; a fitted clone is returned.
+    train : DataFrame
+        :func:`labelled_frame` rows of the training years.
+    columns : sequence of str
+        The columns of :func:`build_features`.
+    """
+    est = clone(model)
+    _fit_model(est, train[list(columns)], train["label"].to_numpy(dtype=np.int64),
+               train["outcome"].to_numpy(dtype=float))
+    return est
+
+
 def out_of_time(
     panel: pd.DataFrame,
     households: pd.DataFrame,
@@ -1317,7 +1346,7 @@ def out_of_time(
     if features is None:
         p = panel if counties is None else panel[panel["county_code"].astype(str).isin({str(c) for c in counties})]
         features = build_features(p, households, members, years=[*ty, test_year], policy=pol)
-    data = labels.merge(features, on=_KEYS, how="inner", validate="one_to_one")
+    data = labelled_frame(labels, features)
     train = data[data["year"].isin(ty)].reset_index(drop=True)
     test = data[data["year"] == test_year].reset_index(drop=True)
     if not len(train):
@@ -1327,15 +1356,13 @@ def out_of_time(
                              "has no positive case; widen the training years or check the label definition")
     if not len(test):
         raise RiskModelError(f"no labelled {population} households in test year {test_year}")
-    ytr = train["label"].to_numpy(dtype=np.int64)
     # models see the feature columns only: labels and outcomes must never be candidate inputs
-    Xtr, Xte = train[list(features.columns)], test[list(features.columns)]
+    Xte = test[list(features.columns)]
     scores = test[[*_KEYS, "county_code", "village_code", "population", "label"]].copy()
     fitted, rows, cal = {}, [], []
     for name, m in mdl.items():  # loop over models
-        est = clone(m)
         t0 = time.perf_counter()
-        _fit_model(est, Xtr, ytr, train["outcome"].to_numpy(dtype=float))
+        est = fit_model(m, train, features.columns)
         secs = time.perf_counter() - t0
         scores[name] = est.predict_proba(Xte)[:, 1]
         fitted[name] = est
@@ -1659,9 +1686,6 @@ def watchlist(
     return w[[c for c in order if c in w.columns]]
 
 
-_FULL_ID = re.compile(r"^\d{17}[\dXx]$")
-
-
 def _header(key: str, lang: str) -> str:
     from evalkit import dictionary
 
@@ -1691,9 +1715,12 @@ def _translate_reasons(s: pd.Series, lang: str) -> pd.Series:
 def write_watchlist_xlsx(df: pd.DataFrame, path: str | Path, lang: str = "zh", by_county: bool = True) -> Path:
     """Write a :func:`watchlist` to Excel with translated headers, levels and reasons.
 
-    Headers come from :func:`evalkit.dictionary.label` where the dictionary has the key, else from
-    a local mapping. Name and ID columns are masked again (idempotent) and any value that still
-    looks like a full 18-character ID number stops the write.
+    The file is written by :func:`evalkit.report.write_ledger_xlsx`, the one masked-Excel writer
+    (headers from :func:`evalkit.dictionary.label`, canonical name where the dictionary has none;
+    atomic write; its full-ID check). Name and ID columns are masked again first (idempotent, by
+    header); a value that still looks like a full 18-character ID number in any other column
+    stops the write with :class:`RiskModelError` (it is never silently masked: it means a wrong
+    column was joined in).
 
     Parameters
     ----------
@@ -1709,6 +1736,7 @@ def write_watchlist_xlsx(df: pd.DataFrame, path: str | Path, lang: str = "zh", b
     Path
     """
     from evalkit import privacy
+    from evalkit.report import write_ledger_xlsx
 
     if lang not in ("zh", "en"):
         raise ValueError(f"lang must be 'zh' or 'en', got {lang!r}")
@@ -1719,11 +1747,10 @@ def write_watchlist_xlsx(df: pd.DataFrame, path: str | Path, lang: str = "zh", b
     for c in ("head_id_number_masked",):
         if c in d.columns:
             d[c] = privacy.mask_id_number(d[c])
-    d = privacy.mask_frame(d)  # any other name / ID column the dictionary recognizes
-    for c in d.columns:
-        if d[c].dtype == object or pd.api.types.is_string_dtype(d[c]):
-            if d[c].astype("string").str.match(_FULL_ID).fillna(False).any():
-                raise RiskModelError(f"column {c!r} holds what look like full ID numbers; refusing to write")
+    # any other name / ID column recognized by its header (not by content: see the docstring)
+    for c, kind in privacy.pii_columns([c for c in d.columns if c not in ("head_name_masked",
+                                                                           "head_id_number_masked")]).items():
+        d[c] = privacy.mask_name(d[c]) if kind == "name" else privacy.mask_id_number(d[c])
     if "warning_level" in d.columns:
         d["warning_level"] = d["warning_level"].astype(str).map({v: _level_label(v, lang) for v in LEVELS})
     if "main_risk_reason" in d.columns:
@@ -1735,23 +1762,12 @@ def write_watchlist_xlsx(df: pd.DataFrame, path: str | Path, lang: str = "zh", b
                           kind="stable")
     sheets: dict[str, pd.DataFrame]
     if by_county and "county_code" in d.columns:
-        sheets = {str(cc)[:31]: part for cc, part in d.groupby("county_code", sort=True)}
+        sheets = {str(cc)[:31]: part.reset_index(drop=True) for cc, part in d.groupby("county_code", sort=True)}
     else:
-        sheets = {_header("watchlist", lang)[:31]: d}
+        sheets = {_header("watchlist", lang)[:31]: d.reset_index(drop=True)}
     if not sheets:
-        sheets = {_header("watchlist", lang)[:31]: d}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".xlsx", dir=path.parent)
-    os.close(fd)
+        sheets = {_header("watchlist", lang)[:31]: d.reset_index(drop=True)}
     try:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
-            for name, part in sheets.items():
-                part = part.rename(columns={c: _header(c, lang) for c in part.columns})
-                part.to_excel(xw, sheet_name=name, index=False)
-                xw.sheets[name].freeze_panes = "A2"
-        os.replace(tmp, path)  # atomic: a reader never sees a half-written ledger
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+        return write_ledger_xlsx(sheets, path, lang=lang)
+    except ValueError as e:  # the shared full-ID check refused the write
+        raise RiskModelError(f"watch list not written: {e}") from e
