@@ -19,12 +19,26 @@ import pandas as pd
 import pytest
 
 from evalkit import batch, synth
+from evalkit import io as ekio
 from evalkit.batch import BatchError, NotebookParam
 
 NB_DIR = Path(__file__).resolve().parent / "notebooks"
+COUNTY_EXIT_NB = Path(__file__).resolve().parents[1] / "notebooks" / "county_exit_assessment.ipynb"
 COUNTY_NB = NB_DIR / "county_stats.ipynb"
 PROVINCE_NB = NB_DIR / "province_stats.ipynb"
 CODES = ["610627", "610631", "610632"]
+#: The real evalkit source hash (the module fixture below pins batch._source_sha256).
+REAL_SOURCE_SHA256 = batch._source_sha256
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stable_source_hash():
+    """Pin the evalkit source hash for this module: the input hash covers src/evalkit, and edits to
+    it by someone else during a test session must not turn a resume or a verify into a re-run.
+    Tests of the source hash patch it themselves."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(batch, "_source_sha256", lambda value=REAL_SOURCE_SHA256(): value)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +148,7 @@ def test_failing_counties_are_isolated_and_recorded(data, tmp_path, capsys):
     assert time.perf_counter() - t0 < 40, "the timeout must stop the sleeping county"
     printed = capsys.readouterr().out
     assert "2 failed" in printed
+    assert "exit code 1: 2 of 3 run(s) failed" in printed
     summary = pd.read_csv(out / "summary.csv", dtype={"county_code": str})
     assert summary.set_index("county_code")["status"].to_dict() == {
         "610627": "failed", "610631": "ok", "610632": "failed"}
@@ -282,7 +297,7 @@ def _wait_for(cond, timeout: float = 60.0) -> None:
 
 
 @pytest.mark.slow
-def test_a_killed_batch_leaves_nothing_that_looks_finished(data, tmp_path):
+def test_a_killed_batch_leaves_nothing_that_looks_finished(data, tmp_path, monkeypatch):
     out = tmp_path / "out"
     args = [str(COUNTY_NB), "--data", str(data), "--out", str(out), "--counties", "610631,610632",
             "--workers", "2", "--param", "sleep_on=610632", "--param", "sleep_s=120"]
@@ -299,6 +314,7 @@ def test_a_killed_batch_leaves_nothing_that_looks_finished(data, tmp_path):
     assert list(out.glob(".tmp-610632-*")), "the unfinished county is only a .tmp- directory"
     assert not (out / "summary.csv").exists() and not (out / "manifest.json").exists()
     # the next run cleans the stale temporaries, reuses the finished county; the timeout ends the sleeper
+    monkeypatch.setattr(batch, "_source_sha256", REAL_SOURCE_SHA256)  # as the CLI process hashed it
     res = batch.run_batch(COUNTY_NB, data, counties="610631,610632", out=out, resume=True, timeout=2,
                           params={"sleep_on": "610632", "sleep_s": "120"}, progress=False)
     assert res["610631"].reused and res["610632"].status == "failed" and "timeout" in res["610632"].error
@@ -368,3 +384,136 @@ def test_a_directory_parameter_makes_its_results_inputs(clean_run, data, tmp_pat
     assert "610631" in text and "done" in text and "3 run(s): 3 done" in text
     index = batch.write_demo_index(tmp_path, clean_run, third).read_text(encoding="utf-8")
     assert index.count("<h2>") == 2 and "prov/province/province_stats.html" in index
+
+
+# ---------------------------------------------------------------------------------------------
+# Any dataset layout; resume keyed on the code too; paths relative to the caller
+
+
+def _write_csv_dataset(src: Path, dst: Path) -> Path:
+    """The Parquet tables of ``src`` as one CSV file per table (the README's real-data layout)."""
+    dst.mkdir(parents=True)
+    for t in ("counties", "villages", "households", "members", "field_survey", "truth"):
+        single = src / f"{t}.parquet"
+        parts = [single] if single.is_file() else sorted((src / t).glob("*.parquet"))
+        pd.concat([pd.read_parquet(f) for f in parts], ignore_index=True).to_csv(dst / f"{t}.csv", index=False)
+    return dst
+
+
+def test_inputs_are_the_files_load_dataset_reads(data, tmp_path):
+    assert batch._county_inputs(data, "610631") == [
+        "counties.parquet", "households/610631.parquet", "members/610631.parquet", "panel/610631.parquet",
+        "truth/610631.parquet", "villages.parquet"]
+    assert "households/610627.parquet" in batch._county_inputs(data, None)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name in ("counties.csv", "农户.xlsx", "members.txt", "truth.parquet", "households.quarantine.csv",
+                 "validation_report.csv", "notes.md"):
+        (flat / name).write_bytes(b"x")
+    (flat / "quarantine").mkdir()
+    (flat / "quarantine" / "members.quarantine.csv").write_bytes(b"x")
+    want = ["counties.csv", "members.txt", "truth.parquet", "农户.xlsx"]
+    assert batch._county_inputs(flat, "610631") == want and batch._county_inputs(flat, None) == want
+
+
+def test_county_list_from_a_csv_dataset(small_province, tmp_path):
+    csv = _write_csv_dataset(small_province, tmp_path / "csv")
+    assert batch._resolve_counties(csv, "all", True) == batch._resolve_counties(small_province, "all", True)
+    assert [c for c, _ in batch._resolve_counties(csv, "all", True)] == CODES
+    with pytest.raises(BatchError, match=r"unknown county code\(s\) 999999"):
+        batch._resolve_counties(csv, "610631,999999", True)
+    (csv / "counties.csv").unlink()
+    with pytest.raises(BatchError, match="no counties table"):
+        batch._resolve_counties(csv, "all", True)
+
+
+@pytest.mark.slow
+def test_a_csv_dataset_runs_the_county_notebook_and_resume_notices_csv_changes(small_province, tmp_path):
+    csv = _write_csv_dataset(small_province, tmp_path / "csv")
+    out = tmp_path / "out"
+    first = batch.run_batch(COUNTY_EXIT_NB, csv, counties="610631", workers=1, out=out, progress=False)
+    c = first["610631"]
+    assert first.exit_code == 0 and c.status == "ok", c.error
+    assert c.verdict in ("pass", "fail", "borderline") and c.results["county_code"] == "610631"
+    man = json.loads(first.manifest.read_text(encoding="utf-8"))
+    tables = ("counties", "villages", "households", "members", "field_survey", "truth")
+    assert man["inputs"] == {f"{t}.csv": ekio.sha256_file(csv / f"{t}.csv") for t in tables}
+    # the same numbers as from the Parquet partitions (only the data hash differs)
+    ref = batch.run_batch(COUNTY_EXIT_NB, small_province, counties="610631", workers=1, out=tmp_path / "pq",
+                          progress=False)
+    assert [k for k, _, _ in batch.compare_json(ref["610631"].results, c.results)] == ["data_sha256"]
+    again = batch.run_batch(COUNTY_EXIT_NB, csv, counties="610631", workers=1, out=out, resume=True,
+                            progress=False)
+    assert again["610631"].reused
+    # another county's rows removed from a shared CSV: the file changed, so the county runs again
+    hh = pd.read_csv(csv / "households.csv", dtype=str)
+    hh[hh["county_code"] != "610627"].to_csv(csv / "households.csv", index=False)
+    third = batch.run_batch(COUNTY_EXIT_NB, csv, counties="610631", workers=1, out=out, resume=True,
+                            progress=False)
+    assert not third["610631"].reused and third["610631"].status == "ok"
+    assert third["610631"].input_hash != c.input_hash
+
+
+def test_the_input_hash_covers_the_evalkit_version_and_source(data, tmp_path, monkeypatch):
+    def hashes() -> dict:
+        plan = batch._plan(COUNTY_NB, data, "610631,610632", None, tmp_path / "out", 60, "python3")
+        return {j["code"]: j["input_hash"] for j in plan.jobs}
+
+    base = hashes()
+    assert hashes() == base
+    src = REAL_SOURCE_SHA256()
+    assert len(src) == 64 and int(src, 16) >= 0
+    monkeypatch.setattr(batch, "_source_sha256", lambda: "0" * 64)
+    patched = hashes()
+    assert all(patched[c] != base[c] for c in base)
+    monkeypatch.setattr(batch, "_evalkit_version", lambda: "0.0.0-other")
+    assert all(hashes()[c] != patched[c] for c in base)
+
+
+@pytest.mark.slow
+def test_resume_reruns_when_the_evalkit_source_changed(data, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    first = batch.run_batch(COUNTY_NB, data, counties="610631", workers=1, out=out, progress=False)
+    man = json.loads(first.manifest.read_text())
+    assert man["evalkit_source_sha256"] == batch._source_sha256()
+    assert batch.run_batch(COUNTY_NB, data, counties="610631", workers=1, out=out, resume=True,
+                           progress=False).n_reused == 1
+    real = batch._source_sha256()  # (pinned for this module)
+    monkeypatch.setattr(batch, "_source_sha256", lambda: "f" * 64)  # "a fixed threshold or bug"
+    second = batch.run_batch(COUNTY_NB, data, counties="610631", workers=1, out=out, resume=True, progress=False)
+    assert second.n_reused == 0 and second.n_ok == 1
+    assert json.loads(second.manifest.read_text())["evalkit_source_sha256"] == "f" * 64
+    # verify against the real source: the run was made by other code
+    monkeypatch.setattr(batch, "_source_sha256", lambda: real)
+    res = batch.verify(out, workers=1, progress=False)
+    assert res.status == "inputs changed" and res.inputs_changed == ["evalkit source (sha256 differs)"]
+    assert res.differences == []
+
+
+def test_relative_path_parameters_resolve_against_the_callers_directory(data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "610631").mkdir()  # a county folder: fail_on=610631 is a code, not a path
+    (tmp_path / "mine.toml").write_text("")
+    plan = batch._plan(PROVINCE_NB, os.path.relpath(data, tmp_path), "all",
+                       {"run_dir": "runs", "seed": "4"}, "out", 60, "python3")
+    assert plan.given == {"run_dir": str(tmp_path / "runs"), "seed": 4}
+    assert plan.jobs[0]["params"]["run_dir"] == str(tmp_path / "runs")
+    assert plan.data == Path(data).resolve() and plan.out == tmp_path / "out"
+    assert plan.jobs[0]["params"]["data_dir"] == str(Path(data).resolve())
+    got = batch._absolute_paths({"run_dir": "runs", "policy_file": "mine.toml", "other": "./runs",
+                                 "fail_on": "610631", "missing_dir": "nope", "abs_dir": "/x", "n": 3}, tmp_path)
+    assert got == {"run_dir": str(tmp_path / "runs"), "policy_file": str(tmp_path / "mine.toml"),
+                   "other": str(tmp_path / "runs"), "fail_on": "610631", "missing_dir": "nope",
+                   "abs_dir": "/x", "n": 3}
+
+
+@pytest.mark.slow
+def test_a_relative_run_dir_works_from_the_callers_directory(clean_run, data, tmp_path, monkeypatch):
+    shutil.copytree(clean_run.out, tmp_path / "county_runs")
+    monkeypatch.chdir(tmp_path)
+    res = batch.run_batch(PROVINCE_NB, data, params={"run_dir": "county_runs"}, out="prov", progress=False)
+    assert res.exit_code == 0 and res.out == tmp_path / "prov"
+    assert res[batch.PROVINCE].results["rolled_up"]["n"] == 3, "run_dir was read from the notebook folder"
+    man = json.loads(res.manifest.read_text())
+    assert man["parameters"]["given"]["run_dir"] == str(tmp_path / "county_runs")

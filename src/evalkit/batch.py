@@ -1,7 +1,8 @@
 """Run a parameterized notebook once per county (papermill), in parallel, reproducibly.
 
 ``evalkit batch NOTEBOOK --data DIR --out OUT`` executes the notebook for every county of a
-dataset directory in worker processes (or on a Dask cluster) and writes, per county,
+dataset (any layout :func:`evalkit.io.load_dataset` reads: Parquet partitions, or CSV/TXT/XLSX/
+Parquet files named by table) in worker processes (or on a Dask cluster) and writes, per county,
 ``OUT/<code>/``: the executed notebook, a standalone HTML report without code, the notebook's
 ``results.json`` and ledgers, and ``run.json`` (status, duration, parameters, input hash, error).
 Per run it writes ``OUT/summary.csv``, ``OUT/index.html`` and ``OUT/manifest.json``.
@@ -16,7 +17,23 @@ Contract with the notebooks
   private temporary directory ``OUT/.tmp-<code>-<random>/`` that is renamed to ``OUT/<code>/``
   only once the run is complete, so the notebook must write nowhere else and must not store
   ``output_dir`` (or timestamps) inside ``results.json``.
-* The kernel runs with the notebook's directory as working directory, as in Jupyter.
+* The kernel runs with the notebook's directory as working directory, as in Jupyter. A given
+  parameter whose string value is a relative path that exists from where the batch was started
+  (the caller's working directory) is made absolute first, so ``--param run_dir=reports/x`` or
+  ``--param policy_file=mine.toml`` mean what they say at the prompt; this applies to parameters
+  named ``*_dir``/``*_file``/``*_path`` and to values containing a ``/`` or a file suffix, and
+  only when the path exists (other relative values, and notebook defaults, still resolve against
+  the notebook's directory). ``--data`` and ``--out`` are always taken relative to the caller.
+
+Resume and verify
+-----------------
+A run's input hash covers the notebook, its parameters, the sha256 of every data file the county
+reads (its partitions and the shared tables; for a directory of table files, every table file),
+the files named by path parameters, and the evalkit version and source (every ``.py``, ``.toml``
+and ``.json`` of the package): ``--resume`` never reuses results of other code or thresholds.
+
+Exit code of ``evalkit batch``: 0 every run succeeded, 1 at least one failed (the summary says how
+many; the others are kept), 2 the batch could not start (nothing ran).
 """
 from __future__ import annotations
 
@@ -57,8 +74,10 @@ __all__ = [
 PROVINCE = "province"
 #: Parameters the batch sets itself; ``--param`` may not override them.
 _RESERVED = {"county_code": "--counties", "data_dir": "--data", "output_dir": "--out"}
-#: Files every county reads besides its own ``<table>/<code>.parquet`` partitions.
-_SHARED_INPUTS = ("counties.parquet", "villages.parquet")
+#: A given parameter with such a name holds a path (see :func:`_absolute_paths`).
+_PATH_NAME = re.compile(r"(?:^|_)(?:dir|dirs|file|files|path|paths|folder)$")
+#: Suffixes of the evalkit package files whose content is part of every input hash.
+_SOURCE_SUFFIXES = (".py", ".toml", ".json")
 #: Thread pools inside a kernel are pinned to 1 unless the caller set them: one county per
 #: process is the parallelism, and BLAS reductions then do not depend on the core count.
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -70,7 +89,7 @@ _CRIT_KEYS = ("est", "lci", "uci", "verdict")
 _META_KEYS = {"county_code", "county_name", "evalkit_version", "region", "thresholds"}
 _BASE_COLUMNS = ["county_code", "county_name", "status", "duration_s", "error"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_HASH_VERSION = "evalkit-batch-input-v1"
+_HASH_VERSION = "evalkit-batch-input-v2"
 
 class BatchError(ValueError):
     """A batch that cannot start: unknown parameter or county, bad value, missing input."""
@@ -196,39 +215,81 @@ def coerce_params(given: Mapping[str, Any] | None, declared: Mapping[str, Notebo
 
 
 def _sha256_file(path: Path, _cache: dict[Path, str] | None = None) -> str:
+    """:func:`evalkit.io.sha256_file`, memoized in ``_cache`` (shared tables are read by every county)."""
+    from .io import sha256_file
+
     if _cache is not None and path in _cache:
         return _cache[path]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    d = h.hexdigest()
+    d = sha256_file(path)
     if _cache is not None:
         _cache[path] = d
     return d
+
+
+def _evalkit_version() -> str:
+    from . import __version__
+
+    return str(__version__)
+
+
+def _source_sha256() -> str:
+    """SHA-256 of the evalkit package source: every ``.py``, ``.toml`` and ``.json`` under the
+    package directory, as sorted ``(relative path, sha256)`` pairs (:func:`evalkit.io.dataset_sha256`)."""
+    from .io import dataset_sha256
+
+    root = Path(__file__).resolve().parent
+    files = [f for f in root.rglob("*")
+             if f.suffix in _SOURCE_SUFFIXES and f.is_file()
+             and not any(part.startswith(".") or part == "__pycache__" for part in f.relative_to(root).parts)]
+    return dataset_sha256(files, root=root)
 
 
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _files_under(p: Path) -> list[Path]:
-    if p.is_file():
-        return [p]
-    return sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else []
+def _data_root(data: Path) -> Path:
+    """Directory the input paths are relative to (the dataset directory, or a single file's folder)."""
+    return data if data.is_dir() else data.parent
 
 
 def _county_inputs(data: Path, code: str | None) -> list[str]:
-    """Relative paths of the data files one run reads (a province run reads every Parquet file)."""
-    files: list[Path] = []
-    if code is None:
-        files = [f for f in data.rglob("*.parquet") if f.is_file() and "quarantine" not in f.parts]
-    else:
-        for name in _SHARED_INPUTS:
-            files += _files_under(data / name)
-        for sub in sorted(d for d in data.iterdir() if d.is_dir() and not d.name.startswith(".")):
-            files += _files_under(sub / f"{code}.parquet")
-    return sorted({f.relative_to(data).as_posix() for f in files})
+    """Relative paths of the data files one run reads, found as :func:`evalkit.io.load_dataset` finds them.
+
+    Every table file at the top of the directory (``counties.parquet``, ``households.csv``,
+    ``农户.xlsx`` ...: .csv .txt .tsv .xlsx .xlsm .parquet .pq) and, in the partition folders named by
+    a table, the county's own ``<code>.*`` files and any file not named by a county code. A
+    province run (``code`` None) reads every partition. Quarantine output is never an input.
+    """
+    from .io import dataset_files
+
+    if data.is_file():
+        return [data.name]
+    found = dataset_files(data, None, None if code is None else [code])
+    return sorted({f.relative_to(data).as_posix() for f in found})
+
+
+def _absolute_paths(given: Mapping[str, Any], cwd: Path) -> dict[str, Any]:
+    """``given`` with relative path values made absolute against ``cwd`` (the caller's directory).
+
+    A string value is taken to be a path when the parameter's name ends in ``dir``, ``file``,
+    ``path`` (``run_dir``, ``policy_file`` ...) or the value contains a ``/`` or has a file suffix,
+    and only if that path exists relative to ``cwd``. Everything else is left as it is (the kernel
+    then resolves it against the notebook's directory, as in Jupyter).
+    """
+    out = dict(given)
+    for name, v in given.items():
+        if not isinstance(v, str) or not v.strip() or "\n" in v or len(v) > 4096:
+            continue
+        p = Path(v)
+        if p.is_absolute() or not (_PATH_NAME.search(name) or "/" in v or os.sep in v or p.suffix):
+            continue
+        try:
+            if (cwd / p).exists():
+                out[name] = str((cwd / p).resolve())
+        except (OSError, ValueError):  # a value that only looks like a path
+            continue
+    return out
 
 
 def _path_param_inputs(declared: Mapping[str, NotebookParam], given: Mapping[str, Any],
@@ -237,8 +298,9 @@ def _path_param_inputs(declared: Mapping[str, NotebookParam], given: Mapping[str
 
     A string parameter (given, or the literal default) naming an existing file makes that file
     an input; one naming an existing directory is taken to be another batch's OUT (e.g. the
-    roll-up's ``run_dir``): its ``results.json`` files are inputs. Relative paths resolve against
-    the notebook's directory, the kernel's working directory.
+    roll-up's ``run_dir``): its ``results.json`` files are inputs. Given values are absolute by
+    now when they exist from the caller's directory (:func:`_absolute_paths`); the remaining
+    relative paths resolve against the notebook's directory, the kernel's working directory.
     """
     out: dict[str, Path] = {}
     for name, p in declared.items():
@@ -261,9 +323,11 @@ def _path_param_inputs(declared: Mapping[str, NotebookParam], given: Mapping[str
     return out
 
 
-def _input_hash(nb_sha: str, files: Mapping[str, str], params: Mapping[str, Any]) -> str:
-    # data_dir/output_dir are locations, not content: the content is hashed file by file
-    h = hashlib.sha256(f"{_HASH_VERSION}\nnotebook {nb_sha}\n".encode())
+def _input_hash(nb_sha: str, files: Mapping[str, str], params: Mapping[str, Any], code: Mapping[str, str]) -> str:
+    # data_dir/output_dir are locations, not content: the content is hashed file by file.
+    # ``code``: evalkit version and source sha256 (other code or thresholds are other inputs).
+    h = hashlib.sha256(f"{_HASH_VERSION}\nnotebook {nb_sha}\nevalkit {code['version']} {code['source_sha256']}\n"
+                       .encode())
     for rel in sorted(files):
         h.update(f"file {rel} {files[rel]}\n".encode())
     h.update(_canonical({k: v for k, v in params.items() if k not in ("data_dir", "output_dir")}).encode())
@@ -281,6 +345,7 @@ class _Plan:
     county_param: bool
     jobs: list[dict[str, Any]]
     inputs: dict[str, str]  # union of every run's input files: relative path -> sha256
+    code: dict[str, str]  # evalkit version and source sha256
     lang: str
     kernel_name: str
     timeout: int
@@ -290,11 +355,18 @@ def _resolve_counties(data: Path, counties: str | Iterable[str] | None,
                       county_param: bool) -> list[tuple[str, str]]:
     import pandas as pd
 
-    cfile = data / "counties.parquet"
-    if not cfile.is_file():
-        raise BatchError(f"{data} is not a dataset directory: counties.parquet is missing")
-    cdf = pd.read_parquet(cfile, columns=["county_code", "county_name"])
-    names = dict(zip(cdf["county_code"].astype(str), cdf["county_name"].astype(str)))
+    from .io import EvalkitInputError, load_dataset
+
+    try:  # any layout: counties.parquet, counties.csv, 县.xlsx, a sheet of one workbook ...
+        cdf = load_dataset(data, tables=["counties"], validate=False)["counties"]
+    except (EvalkitInputError, KeyError) as e:
+        why = e.args[0] if e.args else str(e)
+        raise BatchError(f"{data} is not a dataset: no counties table (counties.parquet is missing, and "
+                         f"there is no counties.csv/.xlsx either): {why}") from None
+    names: dict[str, str] = {}
+    for c, n in zip(cdf["county_code"], cdf["county_name"] if "county_name" in cdf else [None] * len(cdf)):
+        if not pd.isna(c) and str(c).strip():
+            names[str(c).strip()] = "" if n is None or pd.isna(n) else str(n)
     want: list[str] | None
     if counties is None or (isinstance(counties, str) and counties.strip().lower() == "all"):
         want = None
@@ -311,7 +383,7 @@ def _resolve_counties(data: Path, counties: str | Iterable[str] | None,
         return sorted(names.items())
     unknown = [c for c in want if c not in names]
     if unknown:
-        raise BatchError(f"unknown county code(s) {', '.join(unknown)}: not in {cfile} "
+        raise BatchError(f"unknown county code(s) {', '.join(unknown)}: not in the counties table of {data} "
                          f"({len(names)} counties, e.g. {', '.join(sorted(names)[:5])})")
     if not want:
         raise BatchError("no county selected")
@@ -338,10 +410,10 @@ def _plan(notebook: str | Path, data: str | Path, counties: str | Iterable[str] 
     if "output_dir" not in declared:
         raise BatchError(f"{nb.name} declares no output_dir in a cell tagged 'parameters': the batch gives "
                          "each run its own output directory through it")
-    given = coerce_params(params, declared)
+    given = _absolute_paths(coerce_params(params, declared), Path.cwd())
     data_p = Path(data).resolve()
-    if not data_p.is_dir():
-        raise BatchError(f"data directory not found: {data_p}")
+    if not data_p.exists():
+        raise BatchError(f"dataset not found: {data_p}")
     county_param = "county_code" in declared
     chosen = _resolve_counties(data_p, counties, county_param)
     if timeout <= 0:
@@ -349,6 +421,8 @@ def _plan(notebook: str | Path, data: str | Path, counties: str | Iterable[str] 
     out_p = Path(out).resolve()
     cache: dict[Path, str] = {}
     nb_sha = _sha256_file(nb)
+    code_id = {"version": _evalkit_version(), "source_sha256": _source_sha256()}
+    root = _data_root(data_p)
     lang = given.get("lang", declared["lang"].default if "lang" in declared else "zh")
     lang = lang if lang in ("zh", "en") else "zh"
     kname = _kernel_for(nb, kernel_name)
@@ -356,7 +430,7 @@ def _plan(notebook: str | Path, data: str | Path, counties: str | Iterable[str] 
     jobs, inputs = [], {}
     for code, name in chosen:
         rels = _county_inputs(data_p, None if code == PROVINCE else code)
-        files = {r: _sha256_file(data_p / r, cache) for r in rels}
+        files = {r: _sha256_file(root / r, cache) for r in rels}
         files.update(extra)
         inputs.update(files)
         p = dict(given)
@@ -367,11 +441,11 @@ def _plan(notebook: str | Path, data: str | Path, counties: str | Iterable[str] 
         jobs.append({
             "code": code, "name": name or _t("batch_province", lang), "notebook": str(nb),
             "stem": nb.stem, "out": str(out_p), "params": p, "timeout": int(timeout),
-            "kernel_name": kname, "cwd": str(nb.parent), "input_hash": _input_hash(nb_sha, files, p),
+            "kernel_name": kname, "cwd": str(nb.parent), "input_hash": _input_hash(nb_sha, files, p, code_id),
             "tmp": f".tmp-{code}-{secrets.token_hex(4)}", "capture_stderr": True,
         })
     return _Plan(nb, nb_sha, data_p, out_p, declared, given, county_param, jobs, dict(sorted(inputs.items())),
-                 lang, kname, int(timeout))
+                 code_id, lang, kname, int(timeout))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -711,8 +785,15 @@ class BatchResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when every county succeeded, else 1."""
+        """0 when every county succeeded, 1 when any failed (``evalkit batch`` returns 2 when the
+        batch could not start at all)."""
         return 0 if self.n_failed == 0 else 1
+
+    def exit_line(self) -> str:
+        """The exit code and what it means, for the printed summary."""
+        if self.n_failed == 0:
+            return f"exit code 0: all {len(self.counties)} run(s) succeeded"
+        return f"exit code 1: {self.n_failed} of {len(self.counties)} run(s) failed (see above; the rest are kept)"
 
     def __getitem__(self, code: str) -> CountyResult:
         for c in self.counties:
@@ -923,6 +1004,7 @@ def _write_manifest(plan: _Plan, counties: Sequence[CountyResult], started: str,
         "runs": {c.county_code: {"status": c.status, "input_hash": c.input_hash, "reused": c.reused}
                  for c in counties},
         "evalkit_version": __version__,
+        "evalkit_source_sha256": plan.code["source_sha256"],
         "packages": _package_versions(),
         "git_commit": commit,
         "git_dirty": dirty,
@@ -949,17 +1031,22 @@ def run_batch(notebook: str | Path, data: str | Path, counties: str | Iterable[s
     notebook : path
         A papermill-parameterized notebook (cell tagged ``parameters`` declaring ``output_dir``).
     data : path
-        A dataset directory (``counties.parquet``, ``<table>/<code>.parquet`` ...).
+        A dataset in any layout :func:`evalkit.io.load_dataset` reads: a directory of Parquet
+        partitions (``counties.parquet``, ``<table>/<code>.parquet`` ...) or of CSV/TXT/XLSX/Parquet
+        files named by table (``counties.csv``, ``农户.xlsx`` ...). Relative to the current directory.
     counties : 'all', comma-separated str or iterable of codes
         Ignored (must stay 'all') for a notebook without a ``county_code`` parameter: it runs once.
     params : mapping, optional
-        Notebook parameters; string values are typed by the declared default's type.
+        Notebook parameters; string values are typed by the declared default's type. A relative
+        path value (``run_dir=reports/x``, ``policy_file=mine.toml``) that exists from the current
+        directory is made absolute (the kernel's working directory is the notebook's folder).
     workers : int
         Local worker processes (ignored with ``scheduler``).
     out : path
-        Output directory (keyword-only).
+        Output directory (keyword-only), relative to the current directory.
     resume : bool
-        Skip counties whose finished outputs have the same input hash.
+        Skip counties whose finished outputs have the same input hash (notebook, parameters, input
+        files, evalkit version and source).
     scheduler : str, optional
         Dask scheduler address (``tcp://host:8786``); ``out`` and ``data`` must be on a file system
         the Dask workers share.
@@ -1120,8 +1207,8 @@ def verify(run_dir: str | Path, workers: int = 2, rtol: float = 0.0, progress: b
     Returns
     -------
     VerifyResult
-        ``status`` is 'inputs changed' when the notebook or an input file no longer has the
-        manifest's sha256 (the re-execution still runs, so the differences are listed too),
+        ``status`` is 'inputs changed' when the notebook, an input file or the evalkit source no
+        longer has the manifest's sha256 (or the evalkit version differs) (the re-execution still runs, so the differences are listed too),
         else 'identical' or 'differs'.
     """
     run = Path(run_dir).resolve()
@@ -1140,6 +1227,10 @@ def verify(run_dir: str | Path, workers: int = 2, rtol: float = 0.0, progress: b
         changed = []
         if new_man["notebook"]["sha256"] != man["notebook"]["sha256"]:
             changed.append(f"{nb} (notebook)")
+        if man.get("evalkit_version") != new_man.get("evalkit_version"):
+            changed.append(f"evalkit version ({man.get('evalkit_version')} -> {new_man.get('evalkit_version')})")
+        elif man.get("evalkit_source_sha256") != new_man.get("evalkit_source_sha256"):
+            changed.append("evalkit source (sha256 differs)")
         old_in, new_in = man.get("inputs", {}), new_man.get("inputs", {})
         for rel in sorted(set(old_in) | set(new_in)):
             if rel not in new_in:
@@ -1195,6 +1286,7 @@ def _print_summary_to(con: Any, res: BatchResult) -> None:
         con.print(f"[red]failed[/red] {c.county_code}: {c.error}"
                   + (f"  (partial notebook: {c.notebook})" if c.notebook else ""), highlight=False)
     con.print(res.summary_line(), highlight=False)
+    con.print(res.exit_line(), highlight=False)
 
 
 def print_summary(res: BatchResult) -> None:
@@ -1261,7 +1353,12 @@ body {{ font-family: "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-
 
 
 def cli_batch(args: Any) -> int:
-    """``evalkit batch``: 0 if every county succeeded, 1 if any failed, 2 if the batch could not start."""
+    """``evalkit batch``; returns the exit code.
+
+    0 every county (run) succeeded; 1 at least one failed (the printed summary says how many, the
+    other counties' outputs are kept); 2 the batch could not start (unknown parameter or county, bad
+    value, no dataset, OUT locked: nothing ran); 130 interrupted (Ctrl-C or SIGTERM).
+    """
     _sigterm_as_interrupt()
     try:
         res = run_batch(args.notebook, args.data, counties=args.counties, params=parse_param_args(args.param),

@@ -35,6 +35,7 @@ from .schema import TableInput, ValidationReport, _problems_frame, coerce_series
 __all__ = [
     "EvalkitInputError", "RawTable", "InputFile", "Dataset", "read_table", "read_tables",
     "load_dataset", "write_quarantine", "default_quarantine_dir", "sha256_file", "dataset_sha256",
+    "dataset_files", "dataset_fingerprint",
     "table_from_name", "decode_bytes",
 ]
 
@@ -647,6 +648,31 @@ def _discover(root: Path, wanted: set[str] | None, counties: set[str] | None
                 continue
             found.append((entry, t, entry.name, False))
     return found
+
+
+def dataset_files(path: str | Path, tables: Iterable[str] | None = None,
+                  counties: Iterable[str] | None = None) -> list[Path]:
+    """The data files a :func:`load_dataset` of ``tables`` and ``counties`` would read (not parsed)."""
+    root = Path(path)
+    if not root.is_dir():
+        return [root]
+    wanted = set(tables) if tables else None
+    cs = {str(c) for c in counties} if counties else None
+    return [f for f, _, _, _ in _discover(root, wanted, cs)]
+
+
+def dataset_fingerprint(path: str | Path, tables: Iterable[str] | None = None,
+                        counties: Iterable[str] | None = None) -> str:
+    """The :attr:`Dataset.sha256` that :func:`load_dataset` would give, from the files alone.
+
+    Hashes the files a load of ``tables`` (and ``counties``) would read, without parsing them, so
+    a report can check cheaply that another run used the same data.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        return dataset_sha256([InputFile(root.name, sha256_file(root), ())])
+    files = dataset_files(root, tables, counties)
+    return dataset_sha256([InputFile(f.relative_to(root).as_posix(), sha256_file(f), ()) for f in files])
 
 
 def _is_output(p: Path) -> bool:
