@@ -13,6 +13,8 @@ from . import exit as ex
 from . import io, report, survey
 from .config import Policy, load_policy
 
+_OPTIONAL = ("field_survey", "truth")
+
 __all__ = ["CountyAssessment", "assess_county", "operating_characteristic_for", "write_outputs"]
 
 
@@ -35,6 +37,7 @@ class CountyAssessment:
     data_sha256: str
     truth: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    dataset: io.Dataset | None = None
 
     @property
     def has_truth(self) -> bool:
@@ -43,8 +46,10 @@ class CountyAssessment:
 
     def results(self) -> dict:
         """``results.json`` content."""
-        return report.exit_results(self.criteria, self.decision, self.county, self.year, self.thresholds,
-                                   self.data_sha256)
+        out = report.exit_results(self.criteria, self.decision, self.county, self.year, self.thresholds,
+                                  self.data_sha256)
+        out["notes"] = list(self.notes)
+        return out
 
 
 def assess_county(data_dir: str | Path, county_code: str, year: int | None = None, alpha: float = 0.05,
@@ -72,13 +77,25 @@ def assess_county(data_dir: str | Path, county_code: str, year: int | None = Non
     """
     policy = policy or load_policy()
     county_code = str(county_code)
-    ds = io.load_dataset(data_dir, tables=["counties", "villages", "households", "members", "field_survey", "truth"],
-                         counties=[county_code], validate=False)
-    counties = ds.tables.get("counties")
-    if counties is None or county_code not in set(counties["county_code"]):
-        known = sorted(counties["county_code"]) if counties is not None else []
+    try:
+        first = io.load_dataset(data_dir, tables=["counties"], validate=True)
+    except io.EvalkitInputError as e:
+        raise ex.ExitAssessmentError(f"the data in {data_dir} cannot be read: {e}") from None
+    counties = first.tables.get("counties")
+    if first.report.exit_code() == 2 or counties is None:
+        raise ex.ExitAssessmentError(f"the data in {data_dir} cannot be read:\n{first.report.to_text()}")
+    if county_code not in set(counties["county_code"]):
+        known = sorted(counties["county_code"])
         raise ex.ExitAssessmentError(f"county {county_code} is not in {data_dir} (counties there: "
                                      f"{', '.join(known[:20])}{' ...' if len(known) > 20 else ''})")
+    ds = io.load_dataset(data_dir, tables=["counties", "villages", "households", "members", *_OPTIONAL],
+                         counties=[county_code], validate=True)
+    probs = ds.report.problems
+    fatal = probs[probs["severity"] == "fatal"] if len(probs) else probs
+    # truth (synthetic data only) and the field survey (drawn from the truth when absent) may be missing
+    absent_ok = (fatal["rule"] == "missing_table") & fatal["table"].isin(_OPTIONAL) if len(fatal) else fatal
+    if len(fatal) and not absent_ok.all():
+        raise ex.ExitAssessmentError(f"the data in {data_dir} cannot be read:\n{ds.report.to_text()}")
     crow = counties[counties["county_code"] == county_code].iloc[0].to_dict()
     if year is None:
         if pd.isna(crow.get("planned_exit_year")):
@@ -89,11 +106,18 @@ def assess_county(data_dir: str | Path, county_code: str, year: int | None = Non
     villages = ds.tables["villages"]
     villages = villages[villages["county_code"] == county_code]
     notes: list[str] = []
+    if ds.report.n_quarantined_total:
+        # Nothing is dropped silently: the assessment runs on the valid rows and says so.
+        counts = {t: n for t, n in ds.report.n_quarantined.items() if n}
+        notes.append("rows quarantined by validation (not used; see quarantine/ beside the report): "
+                     + ", ".join(f"{t} {n}" for t, n in counts.items()))
     fs = ds.tables.get("field_survey")
     if fs is not None and len(fs):
         fs = fs[(fs["county_code"] == county_code) & (fs["survey_year"] == year)]
     if fs is not None and len(fs):
         source = "field_survey"
+        if design is not None and design != survey.SampleDesign.from_policy(policy):
+            notes.append("the sample-design options were not used: the dataset holds the evaluators' field survey")
     elif ds.tables.get("truth") is not None and len(ds.tables["truth"]):
         sample = survey.draw_sample(hh, villages, year, design=design, seed=seed)
         fs = survey.survey_from_truth(sample, ds.tables["truth"], year)
@@ -108,13 +132,18 @@ def assess_county(data_dir: str | Path, county_code: str, year: int | None = Non
                                 singleton=singleton, counties=counties)
     dec = ex.decision(crit)
     flags = ex.criterion_flags(fs, policy, year)
-    region = crow["region"]
+    # The verdicts use the region of the province code under the policy; report that same region.
+    region = crit.attrs["region"]
+    if str(crow.get("region")) != region:
+        notes.append(f"counties.region says {crow.get('region')!r}, the policy classes province "
+                     f"{county_code[:2]} as {region!r}: thresholds of {region!r} used")
+    crow = {**crow, "region": region}
     th = policy.exit_thresholds(region)
     notes += list(crit.attrs.get("notes", []) or [])
     return CountyAssessment(county=crow, year=year, confidence=confidence, households=hh, villages=villages,
                             members=ds.tables.get("members"), field_survey=fs, survey_source=source,
                             criteria=crit, decision=dec, flags=flags, thresholds=th,
-                            data_sha256=ds.sha256, truth=ds.tables.get("truth"), notes=notes)
+                            data_sha256=ds.sha256, truth=ds.tables.get("truth"), notes=notes, dataset=ds)
 
 
 def operating_characteristic_for(a: CountyAssessment, n_reps: int = 200, design: survey.SampleDesign | None = None,
@@ -133,6 +162,9 @@ def write_outputs(a: CountyAssessment, output_dir: str | Path, lang: str = "zh")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"results": report.write_json(a.results(), out / "results.json")}
+    if a.dataset is not None and a.dataset.report.n_quarantined_total:
+        io.write_quarantine(a.dataset, out / "quarantine")
+        paths["quarantine"] = out / "quarantine"
     fl = report.followup_list(a.flags.merge(a.field_survey[["household_id", "household_size",
                                                             "surveyed_income_per_capita"]],
                                             on="household_id", how="left"),

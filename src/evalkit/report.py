@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .dictionary import label
+from .exit import CRITERIA as _CRITERIA
 
 __all__ = ["setup_cjk_font", "label", "to_jsonable", "write_json", "atomic_path", "write_ledger_xlsx",
            "pct", "fmt_table"]
@@ -151,12 +152,14 @@ def write_ledger_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path, lang: s
     """
     from openpyxl.styles import Alignment, Font
 
+    from .privacy import pii_columns
+
     for sname, df in sheets.items():
-        for c in df.columns:
-            if df[c].dtype == object or str(df[c].dtype).startswith("string"):
-                s = df[c].dropna().astype(str)
-                if s.str.fullmatch(r"\d{17}[\dXx]").any():
-                    raise ValueError(f"sheet {sname!r} column {c!r} holds a full ID number: mask it first")
+        flat = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
+        unmasked = [c for c, kind in pii_columns(flat.columns, flat).items()
+                    if kind == "id_number" and flat[c].dropna().astype(str).str.contains(r"\d{9}").any()]
+        if unmasked:
+            raise ValueError(f"sheet {sname!r} column(s) {unmasked} hold full ID numbers: mask them first")
     path = Path(path)
     with atomic_path(path) as tmp:
         with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
@@ -181,8 +184,12 @@ def write_ledger_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path, lang: s
 # ---------------------------------------------------------------------------------------------
 # County exit assessment report pieces
 
-_CRITERIA = ("wrongly_exited_rate", "missed_poor_rate", "approval_rate", "comprehensive_poverty_rate")
-_GUARANTEES = ("food_clothing_ok", "education_ok", "medical_ok", "housing_ok", "water_ok")
+
+
+def _guarantees() -> list[str]:
+    from .config import load_policy
+
+    return list(load_policy().section("indicators")["guarantees"])
 
 
 def verdict_label(v: str, lang: str = "zh") -> str:
@@ -192,12 +199,11 @@ def verdict_label(v: str, lang: str = "zh") -> str:
 
 def register_glance(households: pd.DataFrame, year: int, lang: str = "zh") -> pd.DataFrame:
     """The county register at a glance in ``year``: households and persons by register status."""
-    reg = households["registered"].astype(bool)
-    ey = pd.to_numeric(households["exit_year"], errors="coerce")
-    ry = pd.to_numeric(households["registration_year"], errors="coerce")
-    reg_now = reg & (ry <= year)
-    exited = reg_now & (ey <= year)
-    poor = reg_now & ~exited
+    from .survey import household_strata
+
+    st = household_strata(households, year)  # the same strata the sample and the estimates use
+    exited, poor = st == "exited", st == "poor"
+    reg_now = exited | poor
     size = households["household_size"].astype(int)
     rows = [
         ("registered_households", int(reg_now.sum()), int(size[reg_now].sum())),
@@ -290,11 +296,12 @@ def plot_criteria(crit: pd.DataFrame, lang: str = "zh", confidence: float | None
 def guarantee_shortfalls(field_survey: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
     """Weighted share and count of sampled households failing each guarantee, by household stratum."""
     fs = field_survey
-    fail = pd.DataFrame({g: ~fs[g].astype(bool) for g in _GUARANTEES})
+    guar = _guarantees()
+    fail = pd.DataFrame({g: ~fs[g].astype(bool) for g in guar})
     n = fail.groupby(fs["hh_stratum"]).sum().T
     share = fail.mul(fs["weight"], axis=0).groupby(fs["hh_stratum"]).sum().T / fs.groupby("hh_stratum")["weight"].sum()
     out = pd.DataFrame({code_label_safe("hh_stratum", hs, lang): [f"{int(a)} ({pct(b)})" for a, b in zip(n[hs], share[hs])]
-                        for hs in n.columns}, index=[label(g, lang) for g in _GUARANTEES])
+                        for hs in n.columns}, index=[label(g, lang) for g in guar])
     out.index.name = label("guarantee", lang)
     out.columns.name = label("failing_n", lang) + " (" + label("failing_share", lang) + ")"
     return out
@@ -483,10 +490,10 @@ def effects_table(effects: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
     """Logit effects: coefficient, clustered SE, odds ratio with its CI, p-value; labelled rows."""
     e = effects.drop(index=[i for i in effects.index if str(i).startswith("C(")], errors="ignore")
     names = [_feature_label(t, lang) for t in e.index]
-    out = pd.DataFrame({"coef": e["coef"].round(3), "se": e["se"].round(3),
+    out = pd.DataFrame({"coef": e["coef"].round(3).to_numpy(), "se": e["se"].round(3).to_numpy(),
                         label("odds_ratio", lang): [f"{a:.2f} [{b:.2f}, {c:.2f}]" for a, b, c in
                                                     zip(e["odds_ratio"], e["or_ci_low"], e["or_ci_high"])],
-                        "p": e["p_value"].map(lambda p: "<0.001" if p < 0.001 else f"{p:.3f}")},
+                        "p": e["p_value"].map(lambda p: "<0.001" if p < 0.001 else f"{p:.3f}").to_numpy()},
                        index=pd.Index(names, name=""))
     return out
 
@@ -565,13 +572,16 @@ def risk_intro(run, lang: str = "zh") -> str:
     m = run.validation.metrics.set_index("model")
     best, rule = m.loc[run.best_model], m.loc["rule"]
     n_red = int((run.warnings["level"] == "red").sum())
+    sy = getattr(run, "selection_year", None)
+    sel_zh = f"，按 {sy} 年选择" if sy is not None else "，无更早年份可供选择，默认"
+    sel_en = f", selected on {sy}" if sy is not None else ", default: no earlier year to select on"
     if lang == "zh":
         return (f"以 {min(run.train_years)}–{max(run.train_years)} 年训练、{run.test_year} 年样本外检验"
                 f"（标签为下一年是否低于监测线或“三保障”未达标）。每村跟进 {run.capacity_k} 户时，"
-                f"最佳模型（{model_label(run.best_model, lang)}）捕获 {pct(best['recall_at_k'], 1)} 的返贫户，"
+                f"选定模型（{model_label(run.best_model, lang)}{sel_zh}）捕获 {pct(best['recall_at_k'], 1)} 的返贫户，"
                 f"现行政策规则捕获 {pct(rule['recall_at_k'], 1)}。{run.score_year} 年已脱贫户中红色预警 {n_red} 户。")
     return (f"Trained on {min(run.train_years)}-{max(run.train_years)}, tested out of time on {run.test_year} "
             f"(label: below the monitoring line or a guarantee failing the next year). With {run.capacity_k} "
-            f"households followed up per village, the best model ({model_label(run.best_model, lang)}) captures "
+            f"households followed up per village, the chosen model ({model_label(run.best_model, lang)}{sel_en}) captures "
             f"{pct(best['recall_at_k'], 1)} of returners, the policy rule {pct(rule['recall_at_k'], 1)}. "
             f"Red list in {run.score_year}: {n_red} exited households.")

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 
 from . import geo
+from .exit import CRITERIA
 from .report import label, new_figure, pct, verdict_label, write_ledger_xlsx
 
-__all__ = ["collect_exit_results", "collect_risk_shares", "province_table", "plot_maps", "plot_criteria_across",
+__all__ = ["collect_exit_results", "collect_risk_shares", "failed_counties", "province_table", "plot_maps", "plot_criteria_across",
            "write_province_summary"]
 
-CRITERIA = ("wrongly_exited_rate", "missed_poor_rate", "approval_rate", "comprehensive_poverty_rate")
 
 
 def collect_exit_results(run_dir: str | Path) -> pd.DataFrame:
@@ -40,14 +40,36 @@ def collect_exit_results(run_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("county_code", ignore_index=True)
 
 
-def collect_risk_shares(risk_dir: str | Path | None) -> pd.DataFrame | None:
-    """Share of red-flag households per county from a risk run (``red_share_by_county.csv``), if any."""
-    if not risk_dir:
-        return None
+def failed_counties(run_dir: str | Path) -> pd.DataFrame:
+    """Counties of a batch run that have no result (from its ``summary.csv``): code, name, error."""
+    f = Path(run_dir) / "summary.csv"
+    if not f.exists():
+        return pd.DataFrame(columns=["county_code", "county_name", "error"])
+    s = pd.read_csv(f, dtype={"county_code": str}, encoding="utf-8-sig")
+    return s.loc[s["status"] != "ok", ["county_code", "county_name", "error"]].reset_index(drop=True)
+
+
+def collect_risk_shares(risk_dir: str | Path | None, data_dir: str | Path | None = None
+                        ) -> tuple[pd.DataFrame | None, str | None]:
+    """Share of red-flag households per county from a risk run, and a note when it is not used.
+
+    The risk run must have read the same data as the roll-up: its ``results.json`` records the
+    data fingerprint, compared with ``data_dir``'s; a run on other data is ignored with a note
+    (county codes of different datasets overlap, e.g. Yan'an within Shaanxi).
+    """
+    if not risk_dir or not Path(risk_dir).exists():
+        return None, None
     files = sorted(Path(risk_dir).rglob("red_share_by_county.csv"))
     if not files:
-        return None
-    return pd.read_csv(files[0], dtype={"county_code": str})
+        return None, f"no red_share_by_county.csv under {risk_dir}"
+    if data_dir is not None:
+        from .io import dataset_fingerprint
+        from .monitor import DATA_TABLES
+
+        rj = json.loads((files[0].parent / "results.json").read_text(encoding="utf-8"))
+        if rj.get("data_sha256") != dataset_fingerprint(data_dir, DATA_TABLES):
+            return None, f"the risk run in {risk_dir} used other data than {data_dir}: red-flag map left out"
+    return pd.read_csv(files[0], dtype={"county_code": str}), None
 
 
 def province_table(res: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
@@ -65,23 +87,30 @@ def province_table(res: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
 _VCOL = {"pass": "#2a9d4b", "borderline": "#e0a100", "fail": "#c0392b"}
 
 
-def plot_maps(res: pd.DataFrame, risk: pd.DataFrame | None = None, lang: str = "zh"):
-    """Choropleths on the real county boundaries: incidence, verdict and (if given) red-flag share."""
+def plot_maps(res: pd.DataFrame, risk: pd.DataFrame | None = None, lang: str = "zh",
+              missing: list[str] | None = None):
+    """Choropleths on the real county boundaries: incidence, verdict and (if given) red-flag share.
+
+    Counties in ``missing`` (e.g. failed runs) are drawn in grey, not left out of the map.
+    """
     from matplotlib.patches import Patch
 
-    gdf = geo.load_county_boundaries(codes=res["county_code"].tolist())
+    gdf = geo.load_county_boundaries(codes=sorted({*res["county_code"], *(missing or [])}))
     gdf = gdf.merge(res.drop(columns=["county_name"]), on="county_code", how="left")
     panels = 3 if risk is not None else 2
     fig, axes = new_figure((5.2 * panels, 5.6), 1, panels)
     ax = axes[0]
     gdf.assign(v=100 * gdf["comprehensive_poverty_rate_est"]).plot(
         column="v", cmap="OrRd", legend=True, ax=ax, edgecolor="white", linewidth=0.6,
+        missing_kwds={"color": "#cccccc"},
         legend_kwds={"label": label("comprehensive_poverty_rate", lang) + " (%)", "shrink": 0.6})
     ax.set_title(label("comprehensive_poverty_rate", lang))
     ax = axes[1]
     gdf.plot(color=[_VCOL.get(v, "#cccccc") for v in gdf["decision"]], ax=ax, edgecolor="white", linewidth=0.6)
-    ax.legend(handles=[Patch(color=c, label=verdict_label(v, lang)) for v, c in _VCOL.items()], loc="lower left",
-              fontsize=8)
+    handles = [Patch(color=c, label=verdict_label(v, lang)) for v, c in _VCOL.items()]
+    if missing:
+        handles.append(Patch(color="#cccccc", label=label("no_result", lang)))
+    ax.legend(handles=handles, loc="lower left", fontsize=8)
     ax.set_title(label("decision_overall", lang))
     if risk is not None:
         ax = axes[2]
@@ -92,9 +121,9 @@ def plot_maps(res: pd.DataFrame, risk: pd.DataFrame | None = None, lang: str = "
         ax.set_title(label("red_share", lang))
     for ax in axes:
         ax.set_axis_off()
-    for _, r in gdf.iterrows():  # one label per county polygon (13-107 of them)
-        p = r.geometry.representative_point()
-        axes[1].annotate(r["county_name"], (p.x, p.y), ha="center", fontsize=6)
+    pts = gdf.geometry.representative_point()
+    for name, x, y in zip(gdf["county_name"], pts.x, pts.y):  # one label per county polygon
+        axes[1].annotate(name, (x, y), ha="center", fontsize=6)
     fig.set_layout_engine("tight")
     return fig
 

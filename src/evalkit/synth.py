@@ -770,7 +770,11 @@ def _field_survey_for(res: dict, spec: CountySpec, seed: int, policy: Policy) ->
     except ImportError:  # survey module not available
         return None
     year = int(spec.planned_exit_year)
-    sample = survey.draw_sample(res["households"], res["villages"], year, seed=seed)
+    # each county's survey has its own stream (like the rest of the county), and the design
+    # follows the policy files given to `generate`
+    county_seed = int(np.random.SeedSequence([seed, int(spec.county_code), 2]).generate_state(1)[0])
+    design = survey.SampleDesign.from_policy(policy)
+    sample = survey.draw_sample(res["households"], res["villages"], year, design=design, seed=county_seed)
     return survey.survey_from_truth(sample, res["truth"], year)
 
 
