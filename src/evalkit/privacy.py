@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import dictionary
 
-__all__ = ["mask_id_number", "mask_name", "mask_frame", "pii_columns"]
+__all__ = ["mask_id_number", "mask_name", "mask_frame", "pii_columns", "masked_heads"]
 
 
 def _to_text(s: pd.Series) -> pd.Series:
@@ -146,3 +146,17 @@ def mask_frame(df: pd.DataFrame) -> pd.DataFrame:
     for col, kind in pii_columns(out.columns, out).items():
         out[col] = mask_name(out[col]) if kind == "name" else mask_id_number(out[col])
     return out
+
+
+def masked_heads(members: pd.DataFrame) -> pd.DataFrame:
+    """One row per household: ``household_id, head_name_masked, head_id_number_masked``.
+
+    The head is the member whose ``relation_to_head`` is ``head``, else the first member by
+    ``person_id``; name and ID number are masked here, so callers never hold them in clear.
+    """
+    m = members.assign(_nothead=(members["relation_to_head"].astype(str) != "head"))
+    sort_cols = ["household_id", "_nothead"] + (["person_id"] if "person_id" in m.columns else [])
+    head = m.sort_values(sort_cols, kind="stable").drop_duplicates("household_id")
+    return pd.DataFrame({"household_id": head["household_id"].to_numpy(),
+                         "head_name_masked": mask_name(head["name"]).to_numpy(),
+                         "head_id_number_masked": mask_id_number(head["id_number"]).to_numpy()})

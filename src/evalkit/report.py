@@ -333,7 +333,7 @@ def followup_list(flags: pd.DataFrame, members: pd.DataFrame | None, villages: p
 
     ``flags`` is :func:`evalkit.exit.criterion_flags` output (one row per sampled household).
     """
-    from .privacy import mask_id_number, mask_name
+    from .privacy import masked_heads
 
     sus = flags[flags["wrongly_exited"].astype(bool) | flags["missed"].astype(bool)].copy()
     sus["problem_type"] = np.where(sus["wrongly_exited"].astype(bool), label("suspected_wrongly_exited", lang),
@@ -341,16 +341,13 @@ def followup_list(flags: pd.DataFrame, members: pd.DataFrame | None, villages: p
     reason_col = "reasons" if "reasons" in sus.columns else None
     sus["reasons"] = _translate_reasons(sus[reason_col], lang) if reason_col else ""
     if members is not None and len(members):
-        heads = members[members["relation_to_head"] == "head"].drop_duplicates("household_id")
-        heads = heads.set_index("household_id")
-        sus["head_name"] = mask_name(sus["household_id"].map(heads["name"]))
-        sus["head_id_number"] = mask_id_number(sus["household_id"].map(heads["id_number"]))
+        sus = sus.merge(masked_heads(members), on="household_id", how="left", validate="many_to_one")
     if villages is not None:
         v = villages.set_index("village_code")
         sus["township_name"] = sus["village_code"].map(v["township_name"])
         sus["village_name"] = sus["village_code"].map(v["village_name"])
-    cols = [c for c in ["problem_type", "township_name", "village_name", "household_id", "head_name",
-                        "head_id_number", "household_size", "surveyed_income_per_capita", "reasons"]
+    cols = [c for c in ["problem_type", "township_name", "village_name", "household_id", "head_name_masked",
+                        "head_id_number_masked", "household_size", "surveyed_income_per_capita", "reasons"]
             if c in sus.columns]
     out = sus.sort_values(["problem_type", "village_code", "household_id"])[cols].reset_index(drop=True)
     out.index = pd.RangeIndex(1, len(out) + 1, name="#")
@@ -585,3 +582,12 @@ def risk_intro(run, lang: str = "zh") -> str:
             f"households followed up per village, the chosen model ({model_label(run.best_model, lang)}{sel_en}) captures "
             f"{pct(best['recall_at_k'], 1)} of returners, the policy rule {pct(rule['recall_at_k'], 1)}. "
             f"Red list in {run.score_year}: {n_red} exited households.")
+
+
+def returns_table(returns: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
+    """Observed returns by population and year with labelled index and columns."""
+    pop_codes = {"exited": "exited", "non_registered": "non_registered"}
+    out = returns.rename(index=lambda v: code_label_safe("hh_stratum", pop_codes.get(v, v), lang)
+                         if isinstance(v, str) else v)
+    out.index = out.index.set_names([label("population", lang), label("panel.year", lang)])
+    return fmt_table(out, lang)

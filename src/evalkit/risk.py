@@ -1652,7 +1652,7 @@ def watchlist(
         head_name_masked, head_id_number_masked, household_size, year, risk_score, warning_level,
         main_risk_reason, risk_reasons`` sorted by county, village and descending score.
     """
-    from evalkit import privacy  # imported here: written by a colleague, not needed elsewhere
+    from evalkit import privacy
 
     _require(warnings, [*_KEYS, "score", "level", "main_reason", "reasons"], "watchlist")
     _require(members, ["household_id", "name", "id_number", "relation_to_head"], "watchlist members")
@@ -1660,15 +1660,7 @@ def watchlist(
     hh_cols = [c for c in ("household_id", "county_code", "village_code", "household_size") if c in households.columns]
     w = w.drop(columns=[c for c in ("county_code", "village_code") if c in w.columns]).merge(
         households[hh_cols], on="household_id", how="left", validate="many_to_one")
-    # head of household: relation 'head', else the first member by person id
-    m = members.assign(_nothead=(members["relation_to_head"].astype(str) != "head"))
-    sort_cols = ["household_id", "_nothead"] + (["person_id"] if "person_id" in m.columns else [])
-    head = m.sort_values(sort_cols, kind="stable").drop_duplicates("household_id")
-    head = head[["household_id", "name", "id_number"]]
-    w = w.merge(head, on="household_id", how="left", validate="many_to_one")
-    w["head_name_masked"] = privacy.mask_name(w["name"])
-    w["head_id_number_masked"] = privacy.mask_id_number(w["id_number"])
-    w = w.drop(columns=["name", "id_number"])
+    w = w.merge(privacy.masked_heads(members), on="household_id", how="left", validate="many_to_one")
     if villages is not None:
         vc = [c for c in ("village_code", "township_name", "village_name") if c in villages.columns]
         w = w.merge(villages[vc].drop_duplicates("village_code"), on="village_code", how="left")
