@@ -43,7 +43,6 @@ or parallelism of generation, and the same profile + seed gives byte-identical f
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -58,6 +57,7 @@ import pyarrow.parquet as pq
 
 from . import __version__, geo
 from .config import Policy, load_policy
+from .io import sha256_file
 
 __all__ = ["TRUE_PARAMS", "CountySpec", "profile_counties", "generate", "generate_county",
            "id_check_digits", "PARTITIONED_TABLES"]
@@ -740,14 +740,6 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", use_dictionary=True, write_statistics=True)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _county_job(args) -> tuple[dict, dict, dict[str, int], pd.DataFrame]:
     spec, seed, out, scale, policy_files, field_survey = args
     policy = load_policy(*policy_files)
@@ -851,7 +843,7 @@ def generate(profile: str = "demo", seed: int = 0, out: str | Path | None = None
     manifest = {
         "profile": profile, "description": prof.description, "seed": seed, "scale": eff_scale,
         "evalkit_version": __version__, "row_counts": dict(sorted(totals.items())),
-        "files": {str(p.relative_to(out)): _sha256(p) for p in files},
+        "files": {str(p.relative_to(out)): sha256_file(p) for p in files},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True),
                                        encoding="utf-8")
