@@ -15,12 +15,12 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 import pandas as pd
 
 _t0 = time.perf_counter()
 from evalkit.exit import decision, estimate_criteria, operating_characteristic  # noqa: E402  (imports svy)
 from evalkit.survey import draw_sample, survey_from_truth  # noqa: E402
+from evalkit.synth import frame_county
 
 IMPORT_S = time.perf_counter() - _t0
 TARGET_S = 2.0
@@ -28,29 +28,9 @@ TARGET_S = 2.0
 
 def built_county(county: str = "610199", n_villages: int = 300, mean_hh: int = 170, year: int = 2018, seed: int = 0):
     """A large random county in the canonical model (villages, households, truth, counties)."""
-    rng = np.random.default_rng(seed)
-    vcode = np.array([f"{county}{i:06d}" for i in range(1, n_villages + 1)])
-    villages = pd.DataFrame({"village_code": vcode, "county_code": county, "township_name": "t",
-                             "village_name": vcode, "is_poverty_village": rng.random(n_villages) < 0.3})
-    nh = rng.integers(mean_hh // 3, 2 * mean_hh, n_villages)
-    v = np.repeat(vcode, nh)
-    n = v.size
-    registered = rng.random(n) < np.where(np.repeat(villages["is_poverty_village"].to_numpy(), nh), 0.35, 0.12)
-    exit_year = np.where(registered & (rng.random(n) < 0.8), rng.integers(2015, 2020, n), -1)
-    households = pd.DataFrame({
-        "household_id": [f"{county}{i:010d}" for i in range(n)], "village_code": v, "county_code": county,
-        "household_size": rng.integers(1, 7, n), "registered": registered,
-        "registration_year": pd.array(np.where(registered, 2014, 0), dtype="Int64"),
-        "exit_year": pd.array(exit_year, dtype="Int64"),
-    })
-    households.loc[households["exit_year"] < 0, "exit_year"] = pd.NA
-    households.loc[~households["registered"], "registration_year"] = pd.NA
-    truth = pd.DataFrame({"household_id": households["household_id"], "year": year, "county_code": county,
-                          "true_income_per_capita": rng.lognormal(np.log(8000), 0.3, n)})
-    for g in ("food_clothing", "education", "medical", "housing", "water"):
-        truth[f"true_{g}_ok"] = rng.random(n) > 0.002
-    truth["true_poor"] = False
-    truth["true_approves"] = rng.random(n) < 0.96
+    villages, households, truth = frame_county(seed, county, n_villages, share_poverty=0.3, mean_hh=mean_hh,
+                                               year=year, income_median=8000.0, income_sigma=0.3,
+                                               guarantee_fail=0.002, approval=0.96)
     counties = pd.DataFrame({"county_code": [county], "rural_population": [int(households["household_size"].sum())]})
     return villages, households, truth, counties, year
 

@@ -25,6 +25,7 @@ from evalkit.exit import (
     verdicts,
 )
 from evalkit.survey import SampleDesign, draw_sample, survey_from_truth
+from evalkit.synth import frame_county
 
 FIX = Path(__file__).parent / "fixtures_r"
 IDS = {"household_id": str, "village_code": str, "county_code": str}
@@ -553,31 +554,9 @@ def test_error_is_a_value_error():
 # truth and operating characteristic
 # ---------------------------------------------------------------------------------------------
 def make_county(seed: int = 0, county: str = "610101", n_villages: int = 40, mean_hh: int = 80, year: int = 2018):
-    """A random county with its truth (same model as tests/test_survey.py)."""
-    rng = np.random.default_rng(seed)
-    vcode = np.array([f"{county}{i:06d}" for i in range(1, n_villages + 1)])
-    villages = pd.DataFrame({"village_code": vcode, "county_code": county, "township_name": "t",
-                             "village_name": vcode, "is_poverty_village": rng.random(n_villages) < 0.35})
-    nh = rng.integers(mean_hh // 3, 2 * mean_hh, n_villages)
-    v = np.repeat(vcode, nh)
-    n = v.size
-    registered = rng.random(n) < np.where(np.repeat(villages["is_poverty_village"].to_numpy(), nh), 0.35, 0.12)
-    exit_year = np.where(registered & (rng.random(n) < 0.8), rng.integers(2015, 2020, n), -1)
-    households = pd.DataFrame({
-        "household_id": [f"{county}{i:010d}" for i in range(n)], "village_code": v, "county_code": county,
-        "household_size": rng.integers(1, 7, n), "registered": registered,
-        "registration_year": pd.array(np.where(registered, 2014, 0), dtype="Int64"),
-        "exit_year": pd.array(exit_year, dtype="Int64"),
-    })
-    households.loc[households["exit_year"] < 0, "exit_year"] = pd.NA
-    households.loc[~households["registered"], "registration_year"] = pd.NA
-    truth = pd.DataFrame({"household_id": households["household_id"], "year": year, "county_code": county,
-                          "true_income_per_capita": rng.lognormal(np.log(8000), 0.3, n)})
-    for g in GUAR:
-        truth[f"true_{g}"] = rng.random(n) > 0.002
-    truth["true_poor"] = False
-    truth["true_approves"] = rng.random(n) < 0.96
-    return villages, households, truth
+    """A random county with its truth (rates as in tests/test_survey.py, richer and fewer failures)."""
+    return frame_county(seed, county, n_villages, share_poverty=0.35, mean_hh=mean_hh, year=year,
+                        income_median=8000.0, income_sigma=0.3, guarantee_fail=0.002, approval=0.96)
 
 
 @pytest.fixture(scope="module")

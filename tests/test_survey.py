@@ -19,6 +19,7 @@ from evalkit.survey import (
     power_at,
     survey_from_truth,
 )
+from evalkit.synth import frame_county
 
 YEAR = 2018
 
@@ -26,32 +27,7 @@ YEAR = 2018
 def make_county(seed: int = 0, county: str = "610101", n_villages: int = 30, share_poverty: float = 0.3,
                 mean_hh: int = 60, year: int = YEAR) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """A small random county in the canonical model: villages, households, truth of ``year``."""
-    rng = np.random.default_rng(seed)
-    vcode = np.array([f"{county}{i:06d}" for i in range(1, n_villages + 1)])
-    villages = pd.DataFrame({"village_code": vcode, "county_code": county, "township_name": "t",
-                             "village_name": vcode, "is_poverty_village": rng.random(n_villages) < share_poverty})
-    nh = rng.integers(mean_hh // 3, 2 * mean_hh, n_villages)
-    v = np.repeat(vcode, nh)
-    n = v.size
-    pov = np.repeat(villages["is_poverty_village"].to_numpy(), nh)
-    registered = rng.random(n) < np.where(pov, 0.35, 0.12)
-    exit_year = np.where(registered & (rng.random(n) < 0.8), rng.integers(2015, 2020, n), -1)
-    households = pd.DataFrame({
-        "household_id": [f"{county}{i:010d}" for i in range(n)], "village_code": v, "county_code": county,
-        "household_size": rng.integers(1, 7, n), "registered": registered,
-        "poverty_type": "general", "main_cause": "illness",
-        "registration_year": pd.array(np.where(registered, 2014, 0), dtype="Int64"),
-        "exit_year": pd.array(exit_year, dtype="Int64"),
-    })
-    households.loc[households["exit_year"] < 0, "exit_year"] = pd.NA
-    households.loc[~households["registered"], "registration_year"] = pd.NA
-    truth = pd.DataFrame({"household_id": households["household_id"], "year": year, "county_code": county,
-                          "true_income_per_capita": rng.lognormal(np.log(6000), 0.5, n)})
-    for g in ("food_clothing", "education", "medical", "housing", "water"):
-        truth[f"true_{g}_ok"] = rng.random(n) > 0.01
-    truth["true_poor"] = False
-    truth["true_approves"] = rng.random(n) < 0.95
-    return villages, households, truth
+    return frame_county(seed, county, n_villages, share_poverty, mean_hh, year)
 
 
 @pytest.fixture(scope="module")
