@@ -517,3 +517,16 @@ def test_a_relative_run_dir_works_from_the_callers_directory(clean_run, data, tm
     assert res[batch.PROVINCE].results["rolled_up"]["n"] == 3, "run_dir was read from the notebook folder"
     man = json.loads(res.manifest.read_text())
     assert man["parameters"]["given"]["run_dir"] == str(tmp_path / "county_runs")
+
+
+def test_counties_poverty_selects_the_assessable_counties(tmp_path):
+    """`--counties poverty`: poverty counties with a planned exit year, from the counties table."""
+    from evalkit import synth
+    from evalkit.batch import _resolve_counties
+
+    d = synth.generate("shaanxi", seed=1, out=tmp_path / "d", scale=0.005,
+                       counties=["610622", "610625", "610630"], field_survey=False)
+    c = pd.read_parquet(d / "counties.parquet")
+    expected = sorted(c.loc[c["is_poverty_county"] & c["planned_exit_year"].notna(), "county_code"])
+    got = [code for code, _ in _resolve_counties(d, "poverty", True)]
+    assert got == expected and 0 < len(got) < 3  # the profile draws some poverty counties, not all

@@ -370,6 +370,16 @@ def _resolve_counties(data: Path, counties: str | Iterable[str] | None,
     want: list[str] | None
     if counties is None or (isinstance(counties, str) and counties.strip().lower() == "all"):
         want = None
+    elif isinstance(counties, str) and counties.strip().lower() == "poverty":
+        # the counties an exit assessment applies to: poverty counties with a planned exit year
+        if "is_poverty_county" not in cdf.columns:
+            raise BatchError(f"--counties poverty needs the column is_poverty_county in the counties table of {data}")
+        sel = cdf["is_poverty_county"].fillna(False).astype(bool)
+        if "planned_exit_year" in cdf.columns:
+            sel &= cdf["planned_exit_year"].notna()
+        want = sorted({str(c).strip() for c in cdf.loc[sel, "county_code"]})
+        if not want:
+            raise BatchError(f"no poverty county with a planned exit year in the counties table of {data}")
     elif isinstance(counties, str):
         want = [c.strip() for c in counties.split(",") if c.strip()]
     else:

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("batch", help="run a parameterized notebook once per county (papermill)")
     b.add_argument("notebook")
     b.add_argument("--data", required=True)
-    b.add_argument("--counties", default="all")
+    b.add_argument("--counties", default="all",
+                   help="'all', 'poverty' (poverty counties with a planned exit year) or CODE,CODE")
     b.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--out", required=True)
