@@ -44,6 +44,12 @@ class CountyAssessment:
         """True for synthetic data, where the operating characteristic can be replayed."""
         return self.truth is not None and len(self.truth) > 0
 
+    def followup(self, lang: str = "zh") -> pd.DataFrame:
+        """疑似问题核实清单 of the sample (names and ID numbers masked)."""
+        cols = ["household_id", "household_size", "surveyed_income_per_capita"]
+        return report.followup_list(self.flags.merge(self.field_survey[cols], on="household_id", how="left"),
+                                    self.members, self.villages, lang)
+
     def results(self) -> dict:
         """``results.json`` content."""
         out = report.exit_results(self.criteria, self.decision, self.county, self.year, self.thresholds,
@@ -165,10 +171,7 @@ def write_outputs(a: CountyAssessment, output_dir: str | Path, lang: str = "zh")
     if a.dataset is not None and a.dataset.report.n_quarantined_total:
         io.write_quarantine(a.dataset, out / "quarantine")
         paths["quarantine"] = out / "quarantine"
-    fl = report.followup_list(a.flags.merge(a.field_survey[["household_id", "household_size",
-                                                            "surveyed_income_per_capita"]],
-                                            on="household_id", how="left"),
-                              a.members, a.villages, lang)
+    fl = a.followup(lang)
     title = f"{a.county['county_name']} {a.year} {report.label('title_followup', lang)}"
     paths["followup"] = report.write_ledger_xlsx({report.label("title_followup", lang)[:31]: fl},
                                                  out / "followup.xlsx", lang=lang, title=title)

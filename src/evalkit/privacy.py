@@ -34,6 +34,13 @@ def _to_text(s: pd.Series) -> pd.Series:
     return out.str.strip()
 
 
+def _on_scalar(fn, s):
+    """Apply a Series masker to one value (nulls stay as they are)."""
+    if s is None or s is pd.NA or (isinstance(s, float) and np.isnan(s)):
+        return s
+    return fn(pd.Series([s], dtype=object)).iloc[0]
+
+
 def _stars(part: pd.Series) -> pd.Series:
     return part.str.replace(r".", "*", regex=True)
 
@@ -58,9 +65,7 @@ def mask_id_number(s):
         Same shape as ``s``; values of 8 characters or fewer are fully masked.
     """
     if not isinstance(s, pd.Series):
-        if s is None or (isinstance(s, float) and np.isnan(s)) or s is pd.NA:
-            return s
-        return mask_id_number(pd.Series([s], dtype=object)).iloc[0]
+        return _on_scalar(mask_id_number, s)
     t = _to_text(s)
     n = t.str.len()
     keep = t.str.slice(0, 6) + _stars(t.str.slice(6, -2)) + t.str.slice(-2)
@@ -87,9 +92,7 @@ def mask_name(s):
     Series or str
     """
     if not isinstance(s, pd.Series):
-        if s is None or (isinstance(s, float) and np.isnan(s)) or s is pd.NA:
-            return s
-        return mask_name(pd.Series([s], dtype=object)).iloc[0]
+        return _on_scalar(mask_name, s)
     t = _to_text(s)
     n = t.str.len()
     first = t.str.slice(0, 1)

@@ -11,7 +11,7 @@ from . import geo
 from .exit import CRITERIA
 from .report import label, new_figure, pct, verdict_label, write_ledger_xlsx
 
-__all__ = ["collect_exit_results", "collect_risk_shares", "failed_counties", "province_table", "plot_maps", "plot_criteria_across",
+__all__ = ["collect_exit_results", "collect_risk_shares", "failed_counties", "province_results", "province_table", "plot_maps", "plot_criteria_across",
            "write_province_summary"]
 
 
@@ -146,6 +146,13 @@ def plot_criteria_across(res: pd.DataFrame, lang: str = "zh"):
     axes[0].invert_yaxis()
     fig.set_layout_engine("tight")
     return fig
+
+
+def province_results(res: pd.DataFrame) -> dict:
+    """The roll-up's ``results.json``: county count and the decisions under both rules."""
+    return {"counties": int(len(res)),
+            "decisions": res["decision"].value_counts().sort_index().to_dict(),
+            "official": res["official"].value_counts().sort_index().to_dict()}
 
 
 def write_province_summary(res: pd.DataFrame, path: str | Path, lang: str = "zh",
