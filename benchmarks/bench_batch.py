@@ -2,7 +2,7 @@
 
     python benchmarks/bench_batch.py [--notebook NB] [--data DIR] [--counties all] [--workers 1,2]
 
-* Throughput: wall time of :func:`evalkit.batch.run_batch` over the counties for each worker
+* Throughput: wall time of :func:`evalkit.runner.run_batch` over the counties for each worker
   count (after a warm-up batch, so the one-off start of the worker pool's fork server is not
   counted; it is printed separately), as counties per minute.
 * Overhead: the same batch with an empty notebook (parameters cell + one cell writing an empty
@@ -26,7 +26,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-from evalkit import batch
+from evalkit import runner, synth
+from evalkit.config import load_policy
+from evalkit.runner.execute import stderr_to
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,9 +46,9 @@ def empty_notebook(path: Path, county: bool) -> Path:
     return path
 
 
-def timed_batch(nb: Path, data: Path, counties: str, workers: int, out: Path) -> tuple[float, batch.BatchResult]:
+def timed_batch(nb: Path, data: Path, counties: str, workers: int, out: Path) -> tuple[float, runner.BatchResult]:
     t0 = time.perf_counter()
-    res = batch.run_batch(nb, data, counties, workers=workers, out=out, progress=False)
+    res = runner.run_batch(nb, data, counties, workers=workers, out=out, progress=False)
     return time.perf_counter() - t0, res
 
 
@@ -63,7 +65,7 @@ def in_process_breakdown(nb: Path, data: Path, code: str | None, tmp: Path, reps
         if code:
             params["county_code"] = code
         t0 = time.perf_counter()
-        with batch._stderr_to(Path(os.devnull)):  # the kernel's start-up warnings
+        with stderr_to(Path(os.devnull)):  # the kernel's start-up warnings
             done = papermill.execute_notebook(str(nb), str(out / "e.ipynb"), parameters=params,
                                               progress_bar=False, kernel_name="python3", cwd=str(nb.parent))
         t1 = time.perf_counter()
@@ -88,12 +90,11 @@ def main() -> None:
         if a.data:
             data = Path(a.data)
         else:
-            from evalkit import synth
-
             data = synth.generate("demo", seed=1, out=tmp / "data", scale=0.02,
-                                  counties=["610627", "610631", "610632"], field_survey=False)
+                                  counties=["610627", "610631", "610632"], field_survey=False,
+                                  policy=load_policy())
         nb = Path(a.notebook).resolve()
-        county = "county_code" in batch.notebook_parameters(nb)
+        county = "county_code" in runner.notebook_parameters(nb)
         empty = empty_notebook(tmp / "empty.ipynb", county)
 
         warm_s, warm = timed_batch(empty, data, a.counties, 1, tmp / "warm")  # starts the fork server

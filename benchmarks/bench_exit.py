@@ -6,23 +6,30 @@ Times, for a synthetic county from ``evalkit.synth`` (demo profile, first povert
 planned exit year) and for a large built frame (300 villages, ~50,000 households):
 the frame + draw (:func:`evalkit.survey.draw_sample`), the survey fill
 (:func:`evalkit.survey.survey_from_truth`), the estimation of the four criteria
-(:func:`evalkit.exit.estimate_criteria`, first call including svy's warm-up, then the median) and
-one replication of :func:`evalkit.exit.operating_characteristic`.
+(:func:`evalkit.assessment.estimate_criteria`, first call including svy's warm-up, then the median)
+and one replication of :func:`evalkit.assessment.operating_characteristic`.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the random county frame of the tests
+from frames import frame_county  # noqa: E402
+
 _t0 = time.perf_counter()
-from evalkit.exit import decision, estimate_criteria, operating_characteristic  # noqa: E402  (imports svy)
-from evalkit.survey import draw_sample, survey_from_truth  # noqa: E402
-from evalkit.synth import frame_county
+from evalkit.assessment import estimate_criteria, operating_characteristic  # noqa: E402  (imports svy)
+from evalkit.config import load_policy  # noqa: E402
+from evalkit.survey import SampleDesign, draw_sample, survey_from_truth  # noqa: E402
+from evalkit.synth import generate_county, profile_counties  # noqa: E402
 
 IMPORT_S = time.perf_counter() - _t0
+POLICY = load_policy()
 TARGET_S = 2.0
 
 
@@ -36,15 +43,10 @@ def built_county(county: str = "610199", n_villages: int = 300, mean_hh: int = 1
 
 
 def synth_county():
-    """The first demo county with a planned exit year, from evalkit.synth (None if unavailable)."""
-    try:
-        from evalkit import synth
-        prof = synth.profile_counties("demo")
-        spec = next(c for c in prof.counties if c.is_poverty_county and c.planned_exit_year)
-        res = synth.generate_county(spec, seed=0, scale=prof.default_scale)
-    except Exception as e:  # generator not wired or changed: the built frame still runs
-        print(f"evalkit.synth not usable ({type(e).__name__}: {e}); built frame only")
-        return None
+    """The first demo county with a planned exit year, from evalkit.synth."""
+    prof = profile_counties("demo")
+    spec = next(c for c in prof.counties if c.is_poverty_county and c.planned_exit_year)
+    res = generate_county(spec, seed=0, policy=POLICY, scale=prof.default_scale)
     return (res["villages"], res["households"], res["truth"], pd.DataFrame([res["county"]]),
             int(spec.planned_exit_year))
 
@@ -52,21 +54,22 @@ def synth_county():
 def bench(name: str, villages, households, truth, counties, year: int, reps: int, oc_reps: int) -> float:
     county = str(households["county_code"].iloc[0])
     t0 = time.perf_counter()
-    sample = draw_sample(households, villages, year, seed=0)
+    sample = draw_sample(households, villages, year, SampleDesign.from_policy(POLICY), seed=0)
     t_draw = time.perf_counter() - t0
     t0 = time.perf_counter()
     fs = survey_from_truth(sample, truth, year)
     t_fill = time.perf_counter() - t0
     t0 = time.perf_counter()
-    crit = estimate_criteria(fs, households, county, year, counties=counties)
+    crit = estimate_criteria(fs, households, county, year, POLICY, counties=counties)
     t_first = time.perf_counter() - t0
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        estimate_criteria(fs, households, county, year, counties=counties)
+        estimate_criteria(fs, households, county, year, POLICY, counties=counties)
         times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    operating_characteristic(households, villages, truth, county, year, n_reps=oc_reps, counties=counties)
+    operating_characteristic(households, villages, truth, county, year, n_reps=oc_reps, counties=counties,
+                             policy=POLICY)
     t_oc = (time.perf_counter() - t0) / oc_reps
     med = statistics.median(times)
     print(f"\n== {name}: county {county}, {year}: {len(villages)} villages, {len(households):,} households; "
@@ -76,8 +79,8 @@ def bench(name: str, villages, households, truth, counties, year: int, reps: int
     print(f"estimate_criteria      {t_first * 1e3:8.1f} ms first call, {med * 1e3:.1f} ms median of {reps} "
           f"(target <= {TARGET_S:.0f} s: {'OK' if max(t_first, med) <= TARGET_S else 'SLOW'})")
     print(f"operating_characteristic {t_oc * 1e3:6.1f} ms per replication ({oc_reps} replications)")
-    print(crit[["est", "se", "lci", "uci", "verdict", "official_verdict"]].round(4).to_string())
-    print("decision:", decision(crit))
+    print(crit.table[["est", "se", "lci", "uci", "verdict", "official_verdict"]].round(4).to_string())
+    print("decision:", crit.decision())
     return max(t_first, med)
 
 
@@ -86,11 +89,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--oc-reps", type=int, default=50)
     a = ap.parse_args()
-    print(f"import evalkit.exit (svy, polars): {IMPORT_S * 1e3:.0f} ms")
+    print(f"import evalkit.assessment (svy, polars): {IMPORT_S * 1e3:.0f} ms")
     worst = 0.0
-    sc = synth_county()
-    if sc is not None:
-        worst = max(worst, bench("evalkit.synth demo", *sc, a.reps, a.oc_reps))
+    worst = max(worst, bench("evalkit.synth demo", *synth_county(), a.reps, a.oc_reps))
     worst = max(worst, bench("built frame", *built_county(), a.reps, a.oc_reps))
     print(f"\nslowest estimate_criteria: {worst:.3f} s (target {TARGET_S} s)")
 

@@ -12,7 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from evalkit import synth
+from evalkit.config import load_policy
+from evalkit.synth import generate
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix=f"bench-{a.profile}-"))
     t0 = time.perf_counter()
-    synth.generate(a.profile, seed=a.seed, out=out, scale=a.scale, workers=a.workers)
+    generate(a.profile, seed=a.seed, out=out, scale=a.scale, workers=a.workers, policy=load_policy())
     dt = time.perf_counter() - t0
     # ru_maxrss is KiB on Linux; children = worker processes
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

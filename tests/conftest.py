@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from evalkit import synth
+from evalkit.config import load_policy
+from evalkit.synth import generate
 
 SMALL_COUNTIES = ["610627", "610631", "610632"]
 
@@ -12,4 +13,4 @@ SMALL_COUNTIES = ["610627", "610631", "610632"]
 def small_province(tmp_path_factory):
     """Three Yan'an counties at scale 0.05, with field surveys (about 1 s to generate)."""
     out = tmp_path_factory.mktemp("small_province")
-    return synth.generate("demo", seed=11, out=out, scale=0.05, counties=SMALL_COUNTIES)
+    return generate("demo", seed=11, out=out, scale=0.05, counties=SMALL_COUNTIES, policy=load_policy())

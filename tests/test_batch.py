@@ -1,11 +1,10 @@
-"""evalkit.batch: per-county papermill runs, isolation, atomic outputs, resume, verify, Dask path.
+"""evalkit.runner: per-county papermill runs, isolation, atomic outputs, resume, verify, Dask path.
 
 The notebooks are the tiny ones in tests/notebooks/ (county_stats: one county's households with
 a seeded bootstrap; province_stats: no county_code, runs once).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -18,17 +17,25 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evalkit import batch, synth
-from evalkit import io as ekio
-from evalkit.batch import BatchError, NotebookParam
+from evalkit import provenance, synth
+from evalkit import runner as batch
+from evalkit.assessment.result import CRITERIA, CriterionResult, ExitResult
+from evalkit.cli import main
+from evalkit.config import load_policy
+from evalkit.errors import BatchError
+from evalkit.runner import NotebookParam, plan_batch, resolve_counties
+from evalkit.runner.demo import exit_results, summary_text
+from evalkit.runner.execute import batch_lock
+from evalkit.runner.params import absolute_paths
+from evalkit.runner.plan import county_inputs
 
 NB_DIR = Path(__file__).resolve().parent / "notebooks"
 COUNTY_EXIT_NB = Path(__file__).resolve().parents[1] / "notebooks" / "county_exit_assessment.ipynb"
 COUNTY_NB = NB_DIR / "county_stats.ipynb"
 PROVINCE_NB = NB_DIR / "province_stats.ipynb"
 CODES = ["610627", "610631", "610632"]
-#: The real evalkit source hash (the module fixture below pins batch._source_sha256).
-REAL_SOURCE_SHA256 = batch._source_sha256
+#: The real evalkit source hash (the module fixture below pins provenance.source_sha256).
+REAL_SOURCE_SHA256 = provenance.source_sha256
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,14 +44,15 @@ def _stable_source_hash():
     it by someone else during a test session must not turn a resume or a verify into a re-run.
     Tests of the source hash patch it themselves."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(batch, "_source_sha256", lambda value=REAL_SOURCE_SHA256(): value)
+        mp.setattr(provenance, "source_sha256", lambda value=REAL_SOURCE_SHA256(): value)
         yield
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("batchdata")
-    return synth.generate("demo", seed=1, out=out, scale=0.02, counties=CODES, field_survey=False)
+    return synth.generate("demo", seed=1, out=out, scale=0.02, counties=CODES, field_survey=False,
+                          policy=load_policy())
 
 
 @pytest.fixture
@@ -63,10 +71,9 @@ def _results(out: Path, code: str) -> dict:
     return json.loads((out / code / "results.json").read_text(encoding="utf-8"))
 
 
-def _ns(**kw) -> argparse.Namespace:
-    base = dict(counties="all", param=[], workers=2, resume=False, scheduler=None, timeout=1800)
-    base.update(kw)
-    return argparse.Namespace(**base)
+def _cli(*args: str) -> int:
+    """``evalkit ARGS`` in this process (the public entry point of the command line)."""
+    return main([str(a) for a in args])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,11 +98,11 @@ def test_parameters_and_counties_are_checked_before_running(data, tmp_path, caps
         batch.run_batch(COUNTY_NB, tmp_path, out=out, progress=False)
     assert not out.exists(), "nothing may run (or be created) before the checks pass"
     out.mkdir()
-    with batch._lock(out), pytest.raises(BatchError, match="another batch is writing"):
+    with batch_lock(out), pytest.raises(BatchError, match="another batch is writing"):
         batch.run_batch(COUNTY_NB, data, out=out, progress=False)
     assert not list(out.iterdir())[1:], "only the lock file"
     # the CLI: exit code 2 and a clear message
-    code = batch.cli_batch(_ns(notebook=str(COUNTY_NB), data=str(data), out=str(tmp_path / "o2"), param=["yeer=1"]))
+    code = _cli("batch", COUNTY_NB, "--data", data, "--out", tmp_path / "o2", "--param", "yeer=1")
     assert code == 2 and "unknown parameter 'yeer'" in capsys.readouterr().err
     with pytest.raises(BatchError, match="KEY=VALUE"):
         batch.parse_param_args(["year"])
@@ -141,10 +148,9 @@ def test_compare_json_is_exact_by_default_and_says_where():
 @pytest.mark.slow
 def test_failing_counties_are_isolated_and_recorded(data, tmp_path, capsys):
     out = tmp_path / "out"
-    args = _ns(notebook=str(COUNTY_NB), data=str(data), out=str(out), timeout=3,
-               param=["fail_on=610627", "sleep_on=610632", "sleep_s=60"])
     t0 = time.perf_counter()
-    assert batch.cli_batch(args) == 1
+    assert _cli("batch", COUNTY_NB, "--data", data, "--out", out, "--timeout", "3", "--param", "fail_on=610627",
+                "--param", "sleep_on=610632", "--param", "sleep_s=60") == 1
     assert time.perf_counter() - t0 < 40, "the timeout must stop the sleeping county"
     printed = capsys.readouterr().out
     assert "2 failed" in printed
@@ -224,10 +230,10 @@ def test_summary_index_and_manifest(clean_run, data):
     assert index.count('<a href="') == 3
     man = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     for rel, sha in man["inputs"].items():
-        assert batch._sha256_file(data / rel) == sha
+        assert provenance.sha256_file(data / rel) == sha
     assert {"counties.parquet", "villages.parquet", "households/610631.parquet", "members/610632.parquet"} \
         <= set(man["inputs"])
-    assert man["notebook"]["sha256"] == batch._sha256_file(COUNTY_NB)
+    assert man["notebook"]["sha256"] == provenance.sha256_file(COUNTY_NB)
     assert man["seeds"] == {"seed": 7} and man["parameters"]["per_county"]["610631"]["county_code"] == "610631"
     assert {"pandas", "numpy", "svy", "statsmodels", "scikit-learn", "papermill", "python"} <= set(man["packages"])
     assert "git_commit" in man and man["started_at"] <= man["finished_at"]
@@ -244,7 +250,7 @@ def test_two_runs_are_identical_and_verify_says_so(clean_run, data, tmp_path, ca
     for c in CODES:
         assert batch.compare_json(_results(clean_run.out, c), _results(again.out, c)) == []
         assert (clean_run.out / c / "results.json").read_bytes() == (again.out / c / "results.json").read_bytes()
-    assert batch.cli_verify(argparse.Namespace(run_dir=str(clean_run.out), workers=2)) == 0
+    assert _cli("verify", clean_run.out, "--workers", "2") == 0
     assert capsys.readouterr().out.startswith("identical")
 
 
@@ -258,7 +264,7 @@ def test_verify_reports_changed_inputs(data_copy, tmp_path, capsys):
     assert res.status == "inputs changed" and res.exit_code == 1
     assert any(p.startswith("households/610631.parquet") for p in res.inputs_changed)
     assert any(d.key == "n_households" and d.old - d.new == 40 for d in res.differences)
-    assert batch.cli_verify(argparse.Namespace(run_dir=str(out), workers=1)) == 1
+    assert _cli("verify", out, "--workers", "1") == 1
     text = capsys.readouterr().out
     assert text.startswith("inputs changed") and "610631/n_households: 572 vs 532" in text
 
@@ -314,7 +320,7 @@ def test_a_killed_batch_leaves_nothing_that_looks_finished(data, tmp_path, monke
     assert list(out.glob(".tmp-610632-*")), "the unfinished county is only a .tmp- directory"
     assert not (out / "summary.csv").exists() and not (out / "manifest.json").exists()
     # the next run cleans the stale temporaries, reuses the finished county; the timeout ends the sleeper
-    monkeypatch.setattr(batch, "_source_sha256", REAL_SOURCE_SHA256)  # as the CLI process hashed it
+    monkeypatch.setattr(provenance, "source_sha256", REAL_SOURCE_SHA256)  # as the CLI process hashed it
     res = batch.run_batch(COUNTY_NB, data, counties="610631,610632", out=out, resume=True, timeout=2,
                           params={"sleep_on": "610632", "sleep_s": "120"}, progress=False)
     assert res["610631"].reused and res["610632"].status == "failed" and "timeout" in res["610632"].error
@@ -401,10 +407,10 @@ def _write_csv_dataset(src: Path, dst: Path) -> Path:
 
 
 def test_inputs_are_the_files_load_dataset_reads(data, tmp_path):
-    assert batch._county_inputs(data, "610631") == [
+    assert county_inputs(data, "610631") == [
         "counties.parquet", "households/610631.parquet", "members/610631.parquet", "panel/610631.parquet",
         "truth/610631.parquet", "villages.parquet"]
-    assert "households/610627.parquet" in batch._county_inputs(data, None)
+    assert "households/610627.parquet" in county_inputs(data, None)
     flat = tmp_path / "flat"
     flat.mkdir()
     for name in ("counties.csv", "农户.xlsx", "members.txt", "truth.parquet", "households.quarantine.csv",
@@ -413,18 +419,18 @@ def test_inputs_are_the_files_load_dataset_reads(data, tmp_path):
     (flat / "quarantine").mkdir()
     (flat / "quarantine" / "members.quarantine.csv").write_bytes(b"x")
     want = ["counties.csv", "members.txt", "truth.parquet", "农户.xlsx"]
-    assert batch._county_inputs(flat, "610631") == want and batch._county_inputs(flat, None) == want
+    assert county_inputs(flat, "610631") == want and county_inputs(flat, None) == want
 
 
 def test_county_list_from_a_csv_dataset(small_province, tmp_path):
     csv = _write_csv_dataset(small_province, tmp_path / "csv")
-    assert batch._resolve_counties(csv, "all", True) == batch._resolve_counties(small_province, "all", True)
-    assert [c for c, _ in batch._resolve_counties(csv, "all", True)] == CODES
+    assert resolve_counties(csv, "all", True) == resolve_counties(small_province, "all", True)
+    assert [c for c, _ in resolve_counties(csv, "all", True)] == CODES
     with pytest.raises(BatchError, match=r"unknown county code\(s\) 999999"):
-        batch._resolve_counties(csv, "610631,999999", True)
+        resolve_counties(csv, "610631,999999", True)
     (csv / "counties.csv").unlink()
     with pytest.raises(BatchError, match="no counties table"):
-        batch._resolve_counties(csv, "all", True)
+        resolve_counties(csv, "all", True)
 
 
 @pytest.mark.slow
@@ -437,7 +443,7 @@ def test_a_csv_dataset_runs_the_county_notebook_and_resume_notices_csv_changes(s
     assert c.verdict in ("pass", "fail", "borderline") and c.results["county_code"] == "610631"
     man = json.loads(first.manifest.read_text(encoding="utf-8"))
     tables = ("counties", "villages", "households", "members", "field_survey", "truth")
-    assert man["inputs"] == {f"{t}.csv": ekio.sha256_file(csv / f"{t}.csv") for t in tables}
+    assert man["inputs"] == {f"{t}.csv": provenance.sha256_file(csv / f"{t}.csv") for t in tables}
     # the same numbers as from the Parquet partitions (only the data hash differs)
     ref = batch.run_batch(COUNTY_EXIT_NB, small_province, counties="610631", workers=1, out=tmp_path / "pq",
                           progress=False)
@@ -456,17 +462,17 @@ def test_a_csv_dataset_runs_the_county_notebook_and_resume_notices_csv_changes(s
 
 def test_the_input_hash_covers_the_evalkit_version_and_source(data, tmp_path, monkeypatch):
     def hashes() -> dict:
-        plan = batch._plan(COUNTY_NB, data, "610631,610632", None, tmp_path / "out", 60, "python3")
+        plan = plan_batch(COUNTY_NB, data, "610631,610632", None, tmp_path / "out", 60, "python3")
         return {j["code"]: j["input_hash"] for j in plan.jobs}
 
     base = hashes()
     assert hashes() == base
     src = REAL_SOURCE_SHA256()
     assert len(src) == 64 and int(src, 16) >= 0
-    monkeypatch.setattr(batch, "_source_sha256", lambda: "0" * 64)
+    monkeypatch.setattr(provenance, "source_sha256", lambda: "0" * 64)
     patched = hashes()
     assert all(patched[c] != base[c] for c in base)
-    monkeypatch.setattr(batch, "_evalkit_version", lambda: "0.0.0-other")
+    monkeypatch.setattr(provenance, "evalkit_version", lambda: "0.0.0-other")
     assert all(hashes()[c] != patched[c] for c in base)
 
 
@@ -475,16 +481,16 @@ def test_resume_reruns_when_the_evalkit_source_changed(data, tmp_path, monkeypat
     out = tmp_path / "out"
     first = batch.run_batch(COUNTY_NB, data, counties="610631", workers=1, out=out, progress=False)
     man = json.loads(first.manifest.read_text())
-    assert man["evalkit_source_sha256"] == batch._source_sha256()
+    assert man["evalkit_source_sha256"] == provenance.source_sha256()
     assert batch.run_batch(COUNTY_NB, data, counties="610631", workers=1, out=out, resume=True,
                            progress=False).n_reused == 1
-    real = batch._source_sha256()  # (pinned for this module)
-    monkeypatch.setattr(batch, "_source_sha256", lambda: "f" * 64)  # "a fixed threshold or bug"
+    real = provenance.source_sha256()  # (pinned for this module)
+    monkeypatch.setattr(provenance, "source_sha256", lambda: "f" * 64)  # "a fixed threshold or bug"
     second = batch.run_batch(COUNTY_NB, data, counties="610631", workers=1, out=out, resume=True, progress=False)
     assert second.n_reused == 0 and second.n_ok == 1
     assert json.loads(second.manifest.read_text())["evalkit_source_sha256"] == "f" * 64
     # verify against the real source: the run was made by other code
-    monkeypatch.setattr(batch, "_source_sha256", lambda: real)
+    monkeypatch.setattr(provenance, "source_sha256", lambda: real)
     res = batch.verify(out, workers=1, progress=False)
     assert res.status == "inputs changed" and res.inputs_changed == ["evalkit source (sha256 differs)"]
     assert res.differences == []
@@ -495,13 +501,13 @@ def test_relative_path_parameters_resolve_against_the_callers_directory(data, tm
     (tmp_path / "runs").mkdir()
     (tmp_path / "610631").mkdir()  # a county folder: fail_on=610631 is a code, not a path
     (tmp_path / "mine.toml").write_text("")
-    plan = batch._plan(PROVINCE_NB, os.path.relpath(data, tmp_path), "all",
+    plan = plan_batch(PROVINCE_NB, os.path.relpath(data, tmp_path), "all",
                        {"run_dir": "runs", "seed": "4"}, "out", 60, "python3")
     assert plan.given == {"run_dir": str(tmp_path / "runs"), "seed": 4}
     assert plan.jobs[0]["params"]["run_dir"] == str(tmp_path / "runs")
     assert plan.data == Path(data).resolve() and plan.out == tmp_path / "out"
     assert plan.jobs[0]["params"]["data_dir"] == str(Path(data).resolve())
-    got = batch._absolute_paths({"run_dir": "runs", "policy_file": "mine.toml", "other": "./runs",
+    got = absolute_paths({"run_dir": "runs", "policy_file": "mine.toml", "other": "./runs",
                                  "fail_on": "610631", "missing_dir": "nope", "abs_dir": "/x", "n": 3}, tmp_path)
     assert got == {"run_dir": str(tmp_path / "runs"), "policy_file": str(tmp_path / "mine.toml"),
                    "other": str(tmp_path / "runs"), "fail_on": "610631", "missing_dir": "nope",
@@ -521,12 +527,45 @@ def test_a_relative_run_dir_works_from_the_callers_directory(clean_run, data, tm
 
 def test_counties_poverty_selects_the_assessable_counties(tmp_path):
     """`--counties poverty`: poverty counties with a planned exit year, from the counties table."""
-    from evalkit import synth
-    from evalkit.batch import _resolve_counties
-
     d = synth.generate("shaanxi", seed=1, out=tmp_path / "d", scale=0.005,
-                       counties=["610622", "610625", "610630"], field_survey=False)
+                       counties=["610622", "610625", "610630"], field_survey=False, policy=load_policy())
     c = pd.read_parquet(d / "counties.parquet")
     expected = sorted(c.loc[c["is_poverty_county"] & c["planned_exit_year"].notna(), "county_code"])
-    got = [code for code, _ in _resolve_counties(d, "poverty", True)]
+    got = [code for code, _ in resolve_counties(d, "poverty", True)]
     assert got == expected and 0 < len(got) < 3  # the profile draws some poverty counties, not all
+
+
+def test_county_names_select_like_codes_and_a_bad_lang_stops_the_batch(data, tmp_path):
+    by_code = resolve_counties(data, "610631,610632", True)
+    assert by_code[0] == ("610631", "黄龙县")
+    assert resolve_counties(data, ["黄龙县", "610632"], True) == by_code
+    out = tmp_path / "out"
+    with pytest.raises(BatchError, match=r"lang.*'fr'"):
+        batch.run_batch(COUNTY_NB, data, params={"lang": "fr"}, out=out, progress=False)
+    assert not out.exists()
+
+
+def _exit_result(code: str, name: str, decision: str, est: float) -> ExitResult:
+    crit = {c: CriterionResult(est=est, se=0.01, lci=est - 0.01, uci=est + 0.02, n=100, df=9, verdict=decision)
+            for c in CRITERIA}
+    thresholds = {c: {"value": 0.03, "direction": "below"} for c in CRITERIA}
+    return ExitResult(code, name, 2019, "west", crit, decision, "pass", thresholds, "f" * 64, "0.1.0", ["a note"])
+
+
+def test_exit_results_are_read_through_exit_result(tmp_path):
+    r = _exit_result("610631", "黄龙县", "borderline", 0.025)
+    flat = batch.key_results(r.to_dict())
+    assert flat["decision.overall"] == "borderline" and flat["decision.official_point_rule"] == "pass"
+    assert flat["comprehensive_poverty_rate.est"] == 0.025 and flat["year"] == 2019
+    assert {k.split(".")[0] for k in flat} == {"year", "decision", *CRITERIA}
+    for rr in (r, _exit_result("610627", "宜川县", "pass", 0.01)):
+        (tmp_path / rr.county_code).mkdir()
+        (tmp_path / rr.county_code / "results.json").write_text(json.dumps(rr.to_dict(), ensure_ascii=False))
+    (tmp_path / "province").mkdir()  # another notebook's results are not exit results
+    (tmp_path / "province" / "results.json").write_text('{"decision": {"overall": "pass"}}')
+    assert [x.county_code for x in exit_results(tmp_path)] == ["610627", "610631"]
+    en = summary_text(tmp_path, "en").splitlines()
+    assert en[0].startswith("county") and "comprehensive incidence" in en[0]
+    assert "610631 黄龙县" in en[3] and "borderline" in en[3] and "2.50% [1.50%, 4.50%]" in en[3]
+    zh = summary_text(tmp_path, "zh")
+    assert "临界" in zh and "通过" in zh and "综合贫困发生率" in zh

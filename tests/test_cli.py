@@ -1,10 +1,11 @@
-"""The command line: generate, validate (exit codes 0/1/2), dictionary."""
+"""The command line: generate, validate (exit codes 0/1/2), dictionary, errors as one line + exit 2."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from evalkit.cli import main
 
@@ -51,3 +52,36 @@ def test_dictionary_command(tmp_path):
     text = p.read_text(encoding="utf-8")
     for h in ("户编号", "身份证号", "人均纯收入", "是否参加城乡居民基本医疗保险", "劳动技能"):
         assert h in text
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {err!r}"
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_an_evalkit_error_is_one_line_and_exit_2(tmp_path, capsys):
+    # ParameterError from the county selection: nothing is generated
+    assert main(["generate", "--profile", "demo", "--counties", "999999", "--out", str(tmp_path / "d"),
+                 "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "999999" in line and "Traceback" not in line
+    assert not (tmp_path / "d").exists()
+    # InputError from the loader
+    assert main(["validate", str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv" in _one_error_line(capsys.readouterr().err)
+    # ConfigError from a policy file that does not exist, given to a batch: it stops before any work
+    nb = tmp_path / "nb.ipynb"
+    assert main(["batch", str(nb), "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--param", f"policy_file={tmp_path / 'nope.toml'}"]) == 2
+    _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("cmd", [["verify", "somewhere"], ["batch", "nb.ipynb", "--data", "d", "--out", "o"],
+                                 ["validate", "x.csv"]])
+def test_an_unknown_language_stops_before_any_work(tmp_path, capsys, cmd):
+    assert main([*cmd, "--lang", "fr"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "'fr'" in line and "zh" in line and "en" in line

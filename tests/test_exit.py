@@ -1,4 +1,4 @@
-"""Tests of evalkit.exit: flags, the four criteria against R's survey package, verdicts, bad input,
+"""Tests of evalkit.assessment: flags, the four criteria against R's survey package, verdicts, bad input,
 and the operating characteristic."""
 from __future__ import annotations
 
@@ -11,23 +11,32 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from evalkit.config import Policy, load_policy
-from evalkit.exit import (
+from evalkit.assessment import (
     CRITERIA,
-    ExitAssessmentError,
+    CriteriaResult,
     criterion_flags,
     decision,
     estimate_criteria,
     operating_characteristic,
-    plot_operating_characteristic,
     register_totals,
     true_rates,
     verdicts,
 )
+from evalkit.config import Policy, load_policy
+from evalkit.errors import ExitAssessmentError
+from evalkit.report.exit import plot_operating_characteristic
 from evalkit.survey import SampleDesign, draw_sample, survey_from_truth
-from evalkit.synth import frame_county
+from evalkit.text import render_notes
+from frames import frame_county
 
 FIX = Path(__file__).parent / "fixtures_r"
+POLICY = load_policy()
+
+
+def estimate(*args, **kw) -> CriteriaResult:
+    """estimate_criteria under the base policy unless a test gives its own."""
+    kw.setdefault("policy", POLICY)
+    return estimate_criteria(*args, **kw)
 IDS = {"household_id": str, "village_code": str, "county_code": str}
 GUAR = ["food_clothing_ok", "education_ok", "medical_ok", "housing_ok", "water_ok"]
 
@@ -115,88 +124,89 @@ def test_register_totals_match_r():
 def test_agrees_with_r_survey(case):
     fs, reg = _fixture()
     fs = _r_case(case)
-    res = estimate_criteria(fs, reg, "610102", 2018, singleton=R_CASES[case], counties=COUNTIES_R, ci_method="wald")
-    assert res.attrs["ci_method"] == dict.fromkeys(CRITERIA, "wald")
+    res = estimate(fs, reg, "610102", 2018, singleton=R_CASES[case], counties=COUNTIES_R, ci_method="wald")
+    assert res.ci_method == dict.fromkeys(CRITERIA, "wald")
     for c in CRITERIA:
         r = R_CRIT[(case, c)]
         for f in ("est", "se", "lci", "uci", "df"):
-            assert res.loc[c, f] == pytest.approx(r[f], rel=1e-6, abs=1e-15), (case, c, f)
-    V = np.array(res.attrs["covariance"])
-    assert res.attrs["covariance_keys"] == ["wrongly_exited_rate", "missed_poor_rate", "approval_rate"]
+            assert res.table.loc[c, f] == pytest.approx(r[f], rel=1e-6, abs=1e-15), (case, c, f)
+    V = np.array(res.covariance)
+    assert res.covariance_keys == ["wrongly_exited_rate", "missed_poor_rate", "approval_rate"]
     rc = R_COV[case]
     want = np.array([[rc["we_we"], rc["we_mp"], rc["we_ap"]],
                      [rc["we_mp"], rc["mp_mp"], rc["mp_ap"]],
                      [rc["we_ap"], rc["mp_ap"], rc["ap_ap"]]])
     np.testing.assert_allclose(V, want, rtol=1e-6, atol=1e-15)
     if not case.startswith("singleton"):
-        assert res.attrs["singleton_strata"] == []
+        assert res.singleton_strata == []
     else:
-        assert res.attrs["singleton_strata"] == ["deep_poverty_village"]
-        assert res.attrs["singleton_method"] == R_CASES[case]
+        assert res.singleton_strata == ["deep_poverty_village"]
+        assert res.singleton_method == R_CASES[case]
 
 
 @pytest.mark.parametrize("case", list(R_CASES))
 def test_korn_graubard_agrees_with_r_svyciprop_beta(case):
     _, reg = _fixture()
-    res = estimate_criteria(_r_case(case), reg, "610102", 2018, singleton=R_CASES[case], counties=COUNTIES_R)
-    assert res.attrs["ci_method_requested"] == "korn_graubard"
-    assert res.attrs["ci_method"] == {**dict.fromkeys(RATES, "korn_graubard"),
+    res = estimate(_r_case(case), reg, "610102", 2018, singleton=R_CASES[case], counties=COUNTIES_R)
+    assert res.ci_method_requested == "korn_graubard"
+    assert res.ci_method == {**dict.fromkeys(RATES, "korn_graubard"),
                                       "comprehensive_poverty_rate": "wald_widened_by_kg_plug_in"}
     for c in RATES:
         r = R_KG[(case, c)]
         # R's person-weighted domain proportion = our ratio (estimate and SE); R's n = our n
-        assert res.loc[c, "est"] == pytest.approx(r["est"], rel=1e-9, abs=1e-15), (case, c)
-        assert res.loc[c, "se"] == pytest.approx(r["se"], rel=1e-9, abs=1e-15), (case, c)
-        assert (res.loc[c, "n"], res.loc[c, "df"]) == (r["n"], r["df"])
+        assert res.table.loc[c, "est"] == pytest.approx(r["est"], rel=1e-9, abs=1e-15), (case, c)
+        assert res.table.loc[c, "se"] == pytest.approx(r["se"], rel=1e-9, abs=1e-15), (case, c)
+        assert (res.table.loc[c, "n"], res.table.loc[c, "df"]) == (r["n"], r["df"])
         if np.isfinite(r["uci"]):
-            assert res.loc[c, "lci"] == pytest.approx(r["lci"], rel=1e-6), (case, c)
-            assert res.loc[c, "uci"] == pytest.approx(r["uci"], rel=1e-6), (case, c)
-            assert res.attrs["n_eff"][c] == pytest.approx(r["neff"], rel=1e-9)
+            assert res.table.loc[c, "lci"] == pytest.approx(r["lci"], rel=1e-6), (case, c)
+            assert res.table.loc[c, "uci"] == pytest.approx(r["uci"], rel=1e-6), (case, c)
+            assert res.n_eff[c] == pytest.approx(r["neff"], rel=1e-9)
         else:  # var = 0 at p = 0: R gives NaN; ours uses n_eff = sampled households x the df factor
-            assert r["est"] == 0 and res.loc[c, "lci"] == 0
+            assert r["est"] == 0 and res.table.loc[c, "lci"] == 0
             f = (stats.t.ppf(0.025, r["n"] - 1) / stats.t.ppf(0.025, r["df"])) ** 2
             n_eff = r["n"] * f
-            assert res.attrs["n_eff"][c] == pytest.approx(n_eff, rel=1e-12)
-            assert res.loc[c, "uci"] == pytest.approx(1 - 0.025 ** (1 / n_eff), rel=1e-9)
+            assert res.n_eff[c] == pytest.approx(n_eff, rel=1e-12)
+            assert res.table.loc[c, "uci"] == pytest.approx(1 - 0.025 ** (1 / n_eff), rel=1e-9)
     # the comprehensive incidence: svy's Wald interval widened to the plug-in of the KG bounds
-    reg_t = res.attrs["register"]
+    reg_t = res.register
     P, E, N, R = (reg_t[k] for k in ("remaining_poor_persons", "exited_persons", "non_registered_persons",
                                      "rural_population"))
     wald = R_CRIT[(case, "comprehensive_poverty_rate")]
-    lo = (P + E * res.loc["wrongly_exited_rate", "lci"] + N * res.loc["missed_poor_rate", "lci"]) / R
-    hi = (P + E * res.loc["wrongly_exited_rate", "uci"] + N * res.loc["missed_poor_rate", "uci"]) / R
+    lo = (P + E * res.table.loc["wrongly_exited_rate", "lci"] + N * res.table.loc["missed_poor_rate", "lci"]) / R
+    hi = (P + E * res.table.loc["wrongly_exited_rate", "uci"] + N * res.table.loc["missed_poor_rate", "uci"]) / R
     # ... and never below the register floor P/R (remaining registered poor alone)
-    assert res.loc["comprehensive_poverty_rate", "lci"] == pytest.approx(max(min(wald["lci"], lo), P / R), rel=1e-9)
-    assert res.loc["comprehensive_poverty_rate", "uci"] == pytest.approx(max(wald["uci"], hi), rel=1e-9)
-    assert res.loc["comprehensive_poverty_rate", "se"] == pytest.approx(wald["se"], rel=1e-6, abs=1e-15)
-    assert res.attrs["wald_ci"]["comprehensive_poverty_rate"] == pytest.approx([wald["lci"], wald["uci"]], rel=1e-6)
+    assert res.table.loc["comprehensive_poverty_rate", "lci"] == pytest.approx(max(min(wald["lci"], lo), P / R),
+                                                                               rel=1e-9)
+    assert res.table.loc["comprehensive_poverty_rate", "uci"] == pytest.approx(max(wald["uci"], hi), rel=1e-9)
+    assert res.table.loc["comprehensive_poverty_rate", "se"] == pytest.approx(wald["se"], rel=1e-6, abs=1e-15)
+    assert res.wald_ci["comprehensive_poverty_rate"] == pytest.approx([wald["lci"], wald["uci"]], rel=1e-6)
     if case == "zero":
         # both error rates 0 in the sample: the Wald interval collapses to P/R; the plug-in does not
         assert wald["lci"] == wald["uci"] == pytest.approx(P / R)
-        assert res.loc["comprehensive_poverty_rate", "uci"] > P / R + 0.005
+        assert res.table.loc["comprehensive_poverty_rate", "uci"] > P / R + 0.005
 
 
 def test_ci_method_from_policy_and_argument():
     fs, reg = _fixture()
-    assert load_policy().section("survey")["ci_method"] == "korn_graubard"
+    assert POLICY.survey.ci_method == "korn_graubard"
     raw = copy.deepcopy(load_policy().raw)
     raw["survey"]["ci_method"] = "wald"
-    res = estimate_criteria(fs, reg, "610102", 2018, policy=Policy(raw=raw, sources=("test",)))
-    assert res.attrs["ci_method_requested"] == "wald"
-    assert res.loc["approval_rate", "uci"] == pytest.approx(R_CRIT[("full", "approval_rate")]["uci"], rel=1e-6)
-    res = estimate_criteria(fs, reg, "610102", 2018, policy=Policy(raw=raw, sources=("test",)),
+    res = estimate(fs, reg, "610102", 2018, policy=Policy(raw=raw, sources=("test",)))
+    assert res.ci_method_requested == "wald"
+    assert res.table.loc["approval_rate", "uci"] == pytest.approx(R_CRIT[("full", "approval_rate")]["uci"], rel=1e-6)
+    res = estimate(fs, reg, "610102", 2018, policy=Policy(raw=raw, sources=("test",)),
                             ci_method="korn_graubard")
-    assert res.attrs["ci_method_requested"] == "korn_graubard"
+    assert res.ci_method_requested == "korn_graubard"
     with pytest.raises(ExitAssessmentError, match="unknown ci_method"):
-        estimate_criteria(fs, reg, "610102", 2018, ci_method="wilson")
+        estimate(fs, reg, "610102", 2018, ci_method="wilson")
 
 
 def test_default_singleton_rule_is_the_policy_one():
     fs, reg = _fixture()
-    res = estimate_criteria(_singleton_subset(fs), reg, "610102", 2018)
-    assert res.attrs["singleton_method"] == load_policy().section("survey")["singleton_method"] == "certainty"
-    assert res.attrs["singleton_method_svy"] == "skip"
-    assert res.loc["wrongly_exited_rate", "se"] == pytest.approx(
+    res = estimate(_singleton_subset(fs), reg, "610102", 2018)
+    assert res.singleton_method == POLICY.survey.singleton_method == "certainty"
+    assert res.singleton_method_svy == "skip"
+    assert res.table.loc["wrongly_exited_rate", "se"] == pytest.approx(
         R_CRIT[("singleton_certainty", "wrongly_exited_rate")]["se"], rel=1e-6)
 
 
@@ -241,36 +251,36 @@ def _hand_register() -> pd.DataFrame:
 def test_comprehensive_incidence_by_hand():
     fs, reg = _hand_survey(), _hand_register()
     counties = pd.DataFrame({"county_code": ["610101"], "rural_population": [2000]})
-    res = estimate_criteria(fs, reg, "610101", 2018, counties=counties)
+    res = estimate(fs, reg, "610101", 2018, counties=counties)
     # exited persons, weighted:        10*4 + 10*2 + 20*3 + 20*1 = 140
     # wrongly exited persons, weighted: 10*4 + 20*1             = 60   -> r_we = 60/140 = 3/7
-    assert res.loc["wrongly_exited_rate", "est"] == pytest.approx(3 / 7, rel=1e-12)
+    assert res.table.loc["wrongly_exited_rate", "est"] == pytest.approx(3 / 7, rel=1e-12)
     # non-registered persons, weighted: 10*2 + 10*3 + 20*5 + 20*4 = 230
     # missed persons, weighted:         10*3                      = 30   -> r_mp = 30/230 = 3/23
-    assert res.loc["missed_poor_rate", "est"] == pytest.approx(3 / 23, rel=1e-12)
+    assert res.table.loc["missed_poor_rate", "est"] == pytest.approx(3 / 23, rel=1e-12)
     # approval: weighted households 4*10 + 4*20 = 120, disapproving 10 -> 110/120
-    assert res.loc["approval_rate", "est"] == pytest.approx(110 / 120, rel=1e-12)
+    assert res.table.loc["approval_rate", "est"] == pytest.approx(110 / 120, rel=1e-12)
     # register: P = 50, E = 300, R = 2000 (counties.rural_population); the register lists 1001
-    # non-registered persons, but domain.md §4 applies the missed-poor rate to every non-registered
+    # non-registered persons, but docs/policy.md §4 applies the missed-poor rate to every non-registered
     # rural person: N = R - P - E = 2000 - 50 - 300 = 1650
     # C = (50 + 300 * 3/7 + 1650 * 3/23) / 2000
     #   = (50 + 128.5714286 + 215.2173913) / 2000 = 393.7888199 / 2000 = 0.1968944099
     c = (50 + 300 * 3 / 7 + 1650 * 3 / 23) / 2000
     assert c == pytest.approx(0.1968944099, rel=1e-9)
-    assert res.loc["comprehensive_poverty_rate", "est"] == pytest.approx(c, rel=1e-12)
-    assert res.attrs["register"]["non_registered_persons"] == 1650
-    assert any("1650" in n and "1001" in n for n in res.attrs["notes"])
+    assert res.table.loc["comprehensive_poverty_rate", "est"] == pytest.approx(c, rel=1e-12)
+    assert res.register["non_registered_persons"] == 1650
+    assert any("1,650" in n and "1,001" in n for n in render_notes(res.notes, "en"))
     # its SE: a' V a with a = (E/R, N/R) on svy's joint covariance of the two rates
     a = np.array([300 / 2000, 1650 / 2000])
-    V = np.array(res.attrs["covariance"])[:2, :2]
-    assert res.loc["comprehensive_poverty_rate", "se"] == pytest.approx(np.sqrt(a @ V @ a), rel=1e-10)
+    V = np.array(res.covariance)[:2, :2]
+    assert res.table.loc["comprehensive_poverty_rate", "se"] == pytest.approx(np.sqrt(a @ V @ a), rel=1e-10)
     # n: sampled households in the denominators; df = 4 villages - 2 strata
-    assert res["n"].tolist() == [4, 4, 8, 8]
-    assert (res["df"] == 2).all()
+    assert res.table["n"].tolist() == [4, 4, 8, 8]
+    assert (res.table["df"] == 2).all()
     # without counties the rural population is the register's persons: 50 + 300 + 1000 + 1 = 1351,
     # N = 1351 - 350 = 1001: C = (50 + 128.5714286 + 130.5652174) / 1351 = 0.2288206
-    res2 = estimate_criteria(fs, reg, "610101", 2018)
-    assert res2.loc["comprehensive_poverty_rate", "est"] == pytest.approx(
+    res2 = estimate(fs, reg, "610101", 2018)
+    assert res2.table.loc["comprehensive_poverty_rate", "est"] == pytest.approx(
         (50 + 300 * 3 / 7 + 1001 * 3 / 23) / 1351, rel=1e-12)
 
 
@@ -281,8 +291,8 @@ def test_korn_graubard_at_zero_and_one_by_hand():
     fs.loc[6, "water_ok"] = True
     # every household approves: approval p = 1
     fs["approves"] = True
-    res = estimate_criteria(fs, reg, "610101", 2018)
-    we, ap = res.loc["wrongly_exited_rate"], res.loc["approval_rate"]
+    res = estimate(fs, reg, "610101", 2018)
+    we, ap = res.table.loc["wrongly_exited_rate"], res.table.loc["approval_rate"]
     assert we["est"] == 0 and we["se"] == 0 and ap["est"] == 1 and ap["se"] == 0
     # p = 0, var = 0: n_eff = the 4 sampled exited households (not the 10 persons: members share
     # their household's status), times the df factor with design df = 4 villages - 2 strata = 2:
@@ -291,18 +301,18 @@ def test_korn_graubard_at_zero_and_one_by_hand():
     #   n_eff  = 4 * 0.5470784 = 2.1883137
     #   upper  = 1 - 0.025^(1/2.1883137) = 1 - exp(-3.6888795 / 2.1883137)
     #          = 1 - exp(-1.6857203) = 1 - 0.1853114 = 0.8146886;   lower = 0
-    assert res.attrs["n_persons"]["wrongly_exited_rate"] == 10
-    assert res.attrs["n_eff"]["wrongly_exited_rate"] == pytest.approx(2.188313656258, rel=1e-10)
+    assert res.n_persons["wrongly_exited_rate"] == 10
+    assert res.n_eff["wrongly_exited_rate"] == pytest.approx(2.188313656258, rel=1e-10)
     assert (we["lci"], we["uci"]) == (0, pytest.approx(0.814688646841, rel=1e-10))
     # p = 1 (approval, households): n_eff = 8 households x (qt(.025, 7) / qt(.025, 2))^2, lower = 0.025^(1/n_eff)
     n_eff = 8 * (stats.t.ppf(0.025, 7) / stats.t.ppf(0.025, 2)) ** 2
     assert n_eff == pytest.approx(8 * (2.364624252 / 4.302652730) ** 2, rel=1e-9)
     assert (ap["lci"], ap["uci"]) == (pytest.approx(0.025 ** (1 / n_eff), rel=1e-10), 1)
-    assert "zero_se" in res.attrs and set(res.attrs["zero_se"]) >= {"wrongly_exited_rate", "approval_rate"}
-    assert any("Korn-Graubard" in n for n in res.attrs["notes"])
+    assert set(res.zero_se) >= {"wrongly_exited_rate", "approval_rate"}
+    assert any("Korn–Graubard" in n for n in render_notes(res.notes, "en"))
     # the Wald interval of the same sample collapses to the point
-    wald = estimate_criteria(fs, reg, "610101", 2018, ci_method="wald")
-    assert wald.loc["wrongly_exited_rate", ["lci", "uci"]].tolist() == [0, 0]
+    wald = estimate(fs, reg, "610101", 2018, ci_method="wald")
+    assert wald.table.loc["wrongly_exited_rate", ["lci", "uci"]].tolist() == [0, 0]
 
 
 def _zero_county():
@@ -334,28 +344,28 @@ def _zero_county():
 
 def test_no_wrongly_exited_in_sample_is_no_longer_a_certain_pass():
     fs, reg, counties = _zero_county()
-    wald = estimate_criteria(fs, reg, "610101", 2018, counties=counties, ci_method="wald")
-    res = estimate_criteria(fs, reg, "610101", 2018, counties=counties)
-    we = res.loc["wrongly_exited_rate"]
+    wald = estimate(fs, reg, "610101", 2018, counties=counties, ci_method="wald")
+    res = estimate(fs, reg, "610101", 2018, counties=counties)
+    we = res.table.loc["wrongly_exited_rate"]
     assert (we["est"], we["se"], we["n"], we["df"]) == (0, 0, 30, 4)
     # Wald: the interval is [0, 0] and the verdict is a 'pass' with certainty
-    assert wald.loc["wrongly_exited_rate", ["lci", "uci", "verdict"]].tolist() == [0, 0, "pass"]
+    assert wald.table.loc["wrongly_exited_rate", ["lci", "uci", "verdict"]].tolist() == [0, 0, "pass"]
     # Korn-Graubard, n = 30 exited households (120 persons sharing 30 statuses), df = 6 - 2 = 4:
     #   factor = (qt(.025, 29) / qt(.025, 4))^2 = (2.0452296 / 2.7764451)^2 = 0.5426327
     #   n_eff  = 30 * 0.5426327 = 16.27898
     #   upper  = 1 - 0.025^(1/16.27898) = 1 - exp(-3.6888795 / 16.27898) = 0.2027634 > 0.02
     # (a sample with no case passes only from n_eff > ln 0.025 / ln 0.98 = 182.6, i.e. about 337
     # exited households at this df factor)
-    assert res.attrs["n_eff"]["wrongly_exited_rate"] == pytest.approx(16.27898148652285, rel=1e-10)
+    assert res.n_eff["wrongly_exited_rate"] == pytest.approx(16.27898148652285, rel=1e-10)
     assert (we["lci"], we["uci"]) == (0, pytest.approx(0.2027634341969683, rel=1e-9))
     assert (we["verdict"], we["official_verdict"]) == ("borderline", "pass")
-    assert decision(res)["overall"] != "pass"
+    assert res.decision()["overall"] != "pass"
     # missed: 54 persons in 18 households; comprehensive: Wald collapses to P/R = 0.001, KG plug-in
-    mp = res.loc["missed_poor_rate"]
+    mp = res.table.loc["missed_poor_rate"]
     n_eff_mp = 18 * (stats.t.ppf(0.025, 17) / stats.t.ppf(0.025, 4)) ** 2
     assert mp["uci"] == pytest.approx(1 - 0.025 ** (1 / n_eff_mp), rel=1e-9)
-    assert wald.loc["comprehensive_poverty_rate", ["lci", "uci"]].tolist() == pytest.approx([0.001, 0.001])
-    comp = res.loc["comprehensive_poverty_rate"]
+    assert wald.table.loc["comprehensive_poverty_rate", ["lci", "uci"]].tolist() == pytest.approx([0.001, 0.001])
+    comp = res.table.loc["comprehensive_poverty_rate"]
     assert comp["lci"] == pytest.approx(0.001)
     # N = R - P - E = 10000 - 10 - 300 = 9690 non-registered rural persons (the register lists 1000)
     assert comp["uci"] == pytest.approx((10 + 300 * we["uci"] + 9690 * mp["uci"]) / 10000, rel=1e-12)
@@ -367,11 +377,11 @@ def test_criterion_flags_and_reasons():
     fs.loc[2, "surveyed_income_per_capita"] = line          # exactly at the line: not above it
     fs.loc[4, "education_ok"] = False
     fs.loc[4, "surveyed_income_per_capita"] = line - 1
-    f = criterion_flags(fs, None, 2018)
+    f = criterion_flags(fs, POLICY, 2018)
     assert f["wrongly_exited"].tolist() == [True, False, True, False, True, False, True, False]
     assert f["missed"].tolist() == [False, False, False, True, False, False, False, False]
-    assert f["reasons"].tolist() == ["income_below_line", "", "income_below_line", "housing", "income_below_line;education",
-                                     "", "water", ""]
+    assert f["reasons"].tolist() == ["income_below_line", "", "income_below_line", "housing",
+                                     "income_below_line;education", "", "water", ""]
     assert f["wrongly_exited_persons"].sum() == 4 + 2 + 3 + 1
     assert f["missed_persons"].sum() == 3
     assert (f["follow_up"] == (f["wrongly_exited"] | f["missed"])).all()
@@ -422,39 +432,39 @@ def _policy_with(**exit_criteria) -> Policy:
 
 def test_estimate_equal_to_threshold_uses_official_rule():
     fs, reg = _hand_survey(), _hand_register()
-    base = estimate_criteria(fs, reg, "610101", 2018)
+    base = estimate(fs, reg, "610101", 2018)
     # thresholds set exactly at the point estimates: max-rates fail (strict <), approval passes (>=)
-    pol = _policy_with(wrongly_exited_rate_max=float(base.loc["wrongly_exited_rate", "est"]),
-                       approval_rate_min=float(base.loc["approval_rate", "est"]))
-    res = estimate_criteria(fs, reg, "610101", 2018, policy=pol)
-    assert res.loc["wrongly_exited_rate", "official_verdict"] == "fail"
-    assert res.loc["wrongly_exited_rate", "verdict"] == "borderline"
-    assert res.loc["approval_rate", "official_verdict"] == "pass"
-    assert res.loc["approval_rate", "verdict"] == "borderline"
+    pol = _policy_with(wrongly_exited_rate_max=float(base.table.loc["wrongly_exited_rate", "est"]),
+                       approval_rate_min=float(base.table.loc["approval_rate", "est"]))
+    res = estimate(fs, reg, "610101", 2018, policy=pol)
+    assert res.table.loc["wrongly_exited_rate", "official_verdict"] == "fail"
+    assert res.table.loc["wrongly_exited_rate", "verdict"] == "borderline"
+    assert res.table.loc["approval_rate", "official_verdict"] == "pass"
+    assert res.table.loc["approval_rate", "verdict"] == "borderline"
     # bounds outside [0, 1] are reported as computed, and listed in attrs
-    assert res.attrs["ci_below_zero"] == res.index[res["lci"] < 0].tolist()
-    assert res.attrs["ci_above_one"] == res.index[res["uci"] > 1].tolist()
+    assert res.ci_below_zero == res.table.index[res.table["lci"] < 0].tolist()
+    assert res.ci_above_one == res.table.index[res.table["uci"] > 1].tolist()
 
 
 def test_bounds_outside_unit_interval_are_not_clipped():
     fs, reg = _fixture()
-    res = estimate_criteria(_singleton_subset(fs), reg, "610102", 2018, singleton="average", ci_method="wald")
-    assert res.loc["approval_rate", "uci"] > 1          # R gives 1.00525 too (see crosscheck output)
-    assert res.attrs["ci_above_one"] == ["approval_rate"]
-    assert any("above 1" in n for n in res.attrs["notes"])
+    res = estimate(_singleton_subset(fs), reg, "610102", 2018, singleton="average", ci_method="wald")
+    assert res.table.loc["approval_rate", "uci"] > 1          # R gives 1.00525 too (see crosscheck output)
+    assert res.ci_above_one == ["approval_rate"]
+    assert any("above 1" in n for n in render_notes(res.notes, "en"))
     # the Korn-Graubard interval stays in [0, 1] (R: 0.98791)
-    kg = estimate_criteria(_singleton_subset(fs), reg, "610102", 2018, singleton="average")
-    assert kg.loc["approval_rate", "uci"] < 1 and kg.attrs["ci_above_one"] == []
+    kg = estimate(_singleton_subset(fs), reg, "610102", 2018, singleton="average")
+    assert kg.table.loc["approval_rate", "uci"] < 1 and kg.ci_above_one == []
 
 
 def test_thresholds_come_from_policy():
     fs, reg = _fixture()
-    res = estimate_criteria(fs, reg, "610102", 2018)
+    res = estimate(fs, reg, "610102", 2018)
     th = load_policy().exit_thresholds("west")
     for c in CRITERIA:
-        assert res.loc[c, "threshold"] == th[c]["value"] and res.loc[c, "direction"] == th[c]["direction"]
-    assert res.attrs["region"] == "west"
-    assert res.attrs["register"]["rural_population_source"] == "sum of household_size of the register"
+        assert res.table.loc[c, "threshold"] == th[c]["value"] and res.table.loc[c, "direction"] == th[c]["direction"]
+    assert res.region == "west"
+    assert res.register["rural_population_source"] == "sum of household_size of the register"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,30 +478,30 @@ def fx():
 def test_county_not_in_data(fx):
     fs, reg = fx
     with pytest.raises(ExitAssessmentError, match="county 610103 is not in the households"):
-        estimate_criteria(fs, reg, "610103", 2018)
+        estimate(fs, reg, "610103", 2018)
     with pytest.raises(ExitAssessmentError, match="county 610103 is not in the field survey"):
-        estimate_criteria(fs, reg.assign(county_code="610103"), "610103", 2018)
+        estimate(fs, reg.assign(county_code="610103"), "610103", 2018)
     with pytest.raises(ExitAssessmentError, match="no field survey for year 2019"):
-        estimate_criteria(fs, reg, "610102", 2019)
+        estimate(fs, reg, "610102", 2019)
 
 
 def test_no_exited_households(fx):
     fs, reg = fx
     with pytest.raises(ExitAssessmentError, match="no exited households"):
-        estimate_criteria(fs[fs["hh_stratum"] != "exited"], reg, "610102", 2018)
+        estimate(fs[fs["hh_stratum"] != "exited"], reg, "610102", 2018)
     with pytest.raises(ExitAssessmentError, match="no non-registered households"):
-        estimate_criteria(fs[fs["hh_stratum"] != "non_registered"], reg, "610102", 2018)
+        estimate(fs[fs["hh_stratum"] != "non_registered"], reg, "610102", 2018)
 
 
 def test_singleton_fail_rule_and_no_df(fx):
     fs, reg = fx
     with pytest.raises(ExitAssessmentError, match=r"\['deep_poverty_village'\].*single sampled village"):
-        estimate_criteria(_singleton_subset(fs), reg, "610102", 2018, singleton="fail")
+        estimate(_singleton_subset(fs), reg, "610102", 2018, singleton="fail")
     with pytest.raises(ExitAssessmentError, match="unknown singleton method"):
-        estimate_criteria(fs, reg, "610102", 2018, singleton="guess")
+        estimate(fs, reg, "610102", 2018, singleton="guess")
     one_each = fs[fs["village_code"].isin(fs.groupby("stratum")["village_code"].min())]
     with pytest.raises(ExitAssessmentError, match="no usable interval"):
-        estimate_criteria(one_each, reg, "610102", 2018)
+        estimate(one_each, reg, "610102", 2018)
 
 
 @pytest.mark.parametrize("bad", [np.nan, 0.0, -1.0])
@@ -501,24 +511,24 @@ def test_missing_or_zero_weights(fx, bad):
     fs.loc[[3, 7], "weight"] = bad
     ids = fs.loc[[3, 7], "household_id"].tolist()
     with pytest.raises(ExitAssessmentError, match=rf"2 row\(s\) with missing, zero or negative weight.*{ids[0]}"):
-        estimate_criteria(fs, reg, "610102", 2018)
+        estimate(fs, reg, "610102", 2018)
 
 
 def test_sample_villages_not_in_frame(fx):
     fs, reg = fx
     gone = sorted(fs["village_code"].unique())[:2]
     with pytest.raises(ExitAssessmentError, match=rf"2 sampled village\(s\).*{gone[0]}.*{gone[1]}"):
-        estimate_criteria(fs, reg[~reg["village_code"].isin(gone)], "610102", 2018)
+        estimate(fs, reg[~reg["village_code"].isin(gone)], "610102", 2018)
 
 
 def test_year_without_line_or_region_without_threshold(fx):
     fs, reg = fx
     with pytest.raises(ExitAssessmentError, match="year 2013"):
-        estimate_criteria(fs.assign(survey_year=2013), reg, "610102", 2013)
+        estimate(fs.assign(survey_year=2013), reg, "610102", 2013)
     raw = copy.deepcopy(load_policy().raw)
     del raw["exit_criteria"]["comprehensive_poverty_rate_max"]["west"]
     with pytest.raises(ExitAssessmentError, match="county 610102.*west"):
-        estimate_criteria(fs, reg, "610102", 2018, policy=Policy(raw=raw))
+        estimate(fs, reg, "610102", 2018, policy=Policy(raw=raw))
 
 
 def test_missing_survey_values(fx):
@@ -527,14 +537,14 @@ def test_missing_survey_values(fx):
     fs["housing_ok"] = fs["housing_ok"].astype("boolean")
     fs.loc[5, "housing_ok"] = pd.NA
     with pytest.raises(ExitAssessmentError, match="1 missing value.*housing_ok"):
-        estimate_criteria(fs, reg, "610102", 2018)
+        estimate(fs, reg, "610102", 2018)
     fs2, _ = _fixture()
     fs2.loc[5, "surveyed_income_per_capita"] = np.nan
     with pytest.raises(ExitAssessmentError, match="surveyed_income_per_capita"):
-        estimate_criteria(fs2, reg, "610102", 2018)
+        estimate(fs2, reg, "610102", 2018)
     fs3, _ = _fixture()
     with pytest.raises(ExitAssessmentError, match="duplicated household_id"):
-        estimate_criteria(pd.concat([fs3, fs3.iloc[[0]]]), reg, "610102", 2018)
+        estimate(pd.concat([fs3, fs3.iloc[[0]]]), reg, "610102", 2018)
 
 
 def test_village_in_two_strata(fx):
@@ -543,7 +553,7 @@ def test_village_in_two_strata(fx):
     v = fs["village_code"].iloc[0]
     fs.loc[fs.index[fs["village_code"] == v][:2], "stratum"] = ["poverty_village", "non_poverty_village"]
     with pytest.raises(ExitAssessmentError, match=f"{v}.*more than one stratum"):
-        estimate_criteria(fs, reg, "610102", 2018)
+        estimate(fs, reg, "610102", 2018)
 
 
 def test_error_is_a_value_error():
@@ -572,7 +582,7 @@ def test_true_rates_by_hand(synth_county):
     size = households["household_size"].to_numpy()
     ex = households["registered"].to_numpy() & (households["exit_year"].fillna(9999) <= 2018).to_numpy()
     nr = ~households["registered"].to_numpy()
-    tr = true_rates(households, truth, "610101", 2018)
+    tr = true_rates(households, truth, "610101", 2018, POLICY)
     assert tr["wrongly_exited_rate"] == pytest.approx((size * (ex & ~ok)).sum() / size[ex].sum())
     assert tr["missed_poor_rate"] == pytest.approx((size * (nr & ~ok)).sum() / size[nr].sum())
     assert tr["approval_rate"] == pytest.approx(t["true_approves"].mean())
@@ -584,9 +594,10 @@ def test_true_rates_by_hand(synth_county):
 def test_estimates_track_truth(synth_county):
     # design-based estimates are unbiased-ish: the mean over draws is near the true rates
     villages, households, truth = synth_county
-    tr = true_rates(households, truth, "610101", 2018)
-    ests = [estimate_criteria(survey_from_truth(draw_sample(households, villages, 2018, seed=s), truth, 2018),
-                              households, "610101", 2018)["est"] for s in range(40)]
+    tr = true_rates(households, truth, "610101", 2018, POLICY)
+    design = SampleDesign.from_policy(POLICY)
+    ests = [estimate(survey_from_truth(draw_sample(households, villages, 2018, design, seed=s), truth, 2018),
+                     households, "610101", 2018).table["est"] for s in range(40)]
     e = pd.concat(ests, axis=1)
     se = e.std(axis=1) / np.sqrt(e.shape[1])
     assert (np.abs(e.mean(axis=1) - tr) <= 4 * se + 1e-3).all(), (e.mean(axis=1), tr)
@@ -598,10 +609,10 @@ def test_operating_characteristic_separates_good_and_bad_counties():
     # cannot show a rate below 2% (Clopper-Pearson for 2/300 already reaches 2.4%), which is
     # exactly what the operating characteristic is there to reveal.
     villages, households, truth = make_county(seed=2, n_villages=120, mean_hh=120)
-    big = SampleDesign(villages_per_stratum={"poverty_village": 30, "non_poverty_village": 20},
-                       households_per_village={"exited": 40, "poor": 3, "non_registered": 10})
-    oc = operating_characteristic(households, villages, truth, "610101", 2018, n_reps=60, design=big,
-                                  set_rates={"wrongly_exited_rate": [0.005, 0.03]}, seed=1)
+    big = SampleDesign.from_policy(POLICY, villages_per_stratum={"poverty_village": 30, "non_poverty_village": 20},
+                                   households_per_village={"exited": 40, "poor": 3, "non_registered": 10})
+    oc = operating_characteristic(households, villages, truth, "610101", 2018, policy=POLICY, n_reps=60,
+                                  design=big, set_rates={"wrongly_exited_rate": [0.005, 0.03]}, seed=1)
     we = oc[(oc["varied"] == "wrongly_exited_rate") & (oc["criterion"] == "wrongly_exited_rate")].set_index(
         "target_rate")
     # the truth was set as asked (households are indivisible: within a household's persons)
@@ -619,13 +630,15 @@ def test_operating_characteristic_separates_good_and_bad_counties():
 
 def test_operating_characteristic_is_reproducible(synth_county):
     villages, households, truth = synth_county
-    d = SampleDesign(villages_per_stratum={"poverty_village": 4, "non_poverty_village": 3})
-    a = operating_characteristic(households, villages, truth, "610101", 2018, design=d, n_reps=8, seed=3)
-    b = operating_characteristic(households, villages, truth, "610101", 2018, design=d, n_reps=8, seed=3)
+    d = SampleDesign.from_policy(POLICY, villages_per_stratum={"poverty_village": 4, "non_poverty_village": 3})
+    a = operating_characteristic(households, villages, truth, "610101", 2018, policy=POLICY, design=d, n_reps=8,
+                                 seed=3)
+    b = operating_characteristic(households, villages, truth, "610101", 2018, policy=POLICY, design=d, n_reps=8,
+                                 seed=3)
     pd.testing.assert_frame_equal(a, b)
     assert a["varied"].isna().all() and len(a) == 5
     fig = plot_operating_characteristic(a, lang="en")
     assert fig.axes
     with pytest.raises(ValueError, match="comprehensive"):
-        operating_characteristic(households, villages, truth, "610101", 2018, n_reps=2,
+        operating_characteristic(households, villages, truth, "610101", 2018, policy=POLICY, n_reps=2,
                                  set_rates={"comprehensive_poverty_rate": [0.01]})

@@ -16,10 +16,10 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from evalkit.config import load_policy
-from evalkit.report import to_jsonable
-from evalkit.demo import DEMO_SEED
+from evalkit.outputs import to_jsonable
 from evalkit.synth import generate
-from evalkit import assess as county_exit, monitor as monitoring, rollup as province
+from evalkit.workflows import county_exit, monitoring, province
+from evalkit.workflows.data import DEMO_SEED
 
 GOLDEN = Path(__file__).parent / "golden" / "demo"
 # Keys that are prose or describe the software rather than the numbers.
@@ -43,7 +43,7 @@ def _same(got: dict, want: dict) -> None:
 
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory) -> Path:
-    return generate("demo", seed=DEMO_SEED, out=tmp_path_factory.mktemp("golden") / "demo")
+    return generate("demo", seed=DEMO_SEED, out=tmp_path_factory.mktemp("golden") / "demo", policy=load_policy())
 
 
 @pytest.fixture(scope="module")

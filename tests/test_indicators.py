@@ -1,4 +1,4 @@
-"""Tests of evalkit.indicators on small examples worked by hand (arithmetic in the comments)."""
+"""Tests of evalkit.measures on small examples worked by hand (arithmetic in the comments)."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from evalkit.config import ConfigError, load_policy
-from evalkit.indicators import (
+from evalkit.errors import MeasureError
+from evalkit.measures import (
     HOUSEHOLD_CLASSES,
     alkire_foster,
     classify_households,
@@ -19,6 +20,7 @@ from evalkit.indicators import (
     watts,
 )
 
+POLICY = load_policy()  # tests are entry points: the default policy, passed explicitly
 GUARANTEES = ["food_clothing_ok", "education_ok", "medical_ok", "housing_ok", "water_ok"]
 
 
@@ -39,7 +41,7 @@ def test_line_and_strict_income_rule():
         ("b", 2016, 2952.01, True, True, True, True, True),
         ("c", 2018, 2995.0, True, True, True, True, True),
     ])
-    out = household_indicators(p)
+    out = household_indicators(p, POLICY)
     assert out["line"].tolist() == [2952.0, 2952.0, 2995.0]
     assert out["income_above_line"].tolist() == [False, True, False]
     assert out["meets_exit_standard"].tolist() == [False, True, False]
@@ -66,9 +68,9 @@ def test_stable_years_two_on_three_year_household():
         ("g", 2016, 3000, True, True, True, True, True),
         ("g", 2018, 3000, True, True, True, True, True),
     ])
-    k1 = household_indicators(p, stable_years=1)
+    k1 = household_indicators(p, POLICY, stable_years=1)
     assert k1["income_above_line"].tolist() == [True, False, True, True, True, True, True, True]
-    k2 = household_indicators(p, stable_years=2)
+    k2 = household_indicators(p, POLICY, stable_years=2)
     assert k2["income_above_line"].tolist() == [False, False, False, False, True, True, False, False]
     assert k2["fail_reasons"].tolist() == [
         "income_not_stable", "income_below_line", "income_not_stable",
@@ -76,18 +78,18 @@ def test_stable_years_two_on_three_year_household():
         "income_not_stable", "income_not_stable",
     ]
     # Row order does not matter: shuffle and compare by key.
-    shuffled = household_indicators(p.iloc[::-1], stable_years=2)
+    shuffled = household_indicators(p.iloc[::-1], POLICY, stable_years=2)
     assert shuffled.sort_index()["income_above_line"].tolist() == k2["income_above_line"].tolist()
     # stable_years=3 on household c: only 2018 has 2016 and 2017 above as well.
-    k3 = household_indicators(p, stable_years=3)
+    k3 = household_indicators(p, POLICY, stable_years=3)
     assert k3["income_above_line"].tolist()[3:6] == [False, False, True]
 
 
 def test_default_stable_years_comes_from_policy():
     p = make_panel([("c", 2016, 3000, True, True, True, True, True),
                     ("c", 2017, 3000, True, True, True, True, True)])
-    k = load_policy().section("indicators")["stable_years"]
-    assert household_indicators(p).equals(household_indicators(p, stable_years=k))
+    k = POLICY.stable_years
+    assert household_indicators(p, POLICY).equals(household_indicators(p, POLICY, stable_years=k))
 
 
 def test_fail_reasons_order_and_counts():
@@ -98,7 +100,7 @@ def test_fail_reasons_order_and_counts():
         ("b", 2016, 5000, True, False, True, False, True),
         ("c", 2016, 5000, True, True, True, True, True),
     ])
-    out = household_indicators(p)
+    out = household_indicators(p, POLICY)
     assert out["fail_reasons"].tolist() == [
         "income_below_line;food;clothing;medical;water", "education;housing", ""]
     assert out["n_failed"].tolist() == [5, 2, 0]
@@ -113,12 +115,12 @@ def test_separate_food_and_clothing_columns_win():
     p = make_panel([("a", 2016, 5000, True, True, True, True, True)])
     p["food_ok"] = [True]
     p["clothing_ok"] = [False]  # survey recorded them apart: only clothing fails
-    out = household_indicators(p)
+    out = household_indicators(p, POLICY)
     assert out["food_ok"].tolist() == [True]
     assert out["clothing_ok"].tolist() == [False]
     assert out["fail_reasons"].tolist() == ["clothing"]
     # Without food_clothing_ok at all it still works.
-    out2 = household_indicators(p.drop(columns="food_clothing_ok"))
+    out2 = household_indicators(p.drop(columns="food_clothing_ok"), POLICY)
     assert out2["fail_reasons"].tolist() == ["clothing"]
 
 
@@ -130,7 +132,7 @@ def test_missing_values_are_unknown_not_failures():
         ("b", 2016, 1000, True, True, None, True, True),
         ("c", 2016, np.nan, True, True, True, True, True),
     ])
-    out = household_indicators(p)
+    out = household_indicators(p, POLICY)
     assert out["meets_exit_standard"].isna().tolist() == [True, False, True]
     assert out.loc[1, "meets_exit_standard"] == False  # noqa: E712
     assert out["fail_reasons"].tolist() == ["", "income_below_line", ""]
@@ -140,7 +142,7 @@ def test_missing_values_are_unknown_not_failures():
 def test_year_missing_from_config_raises():
     p = make_panel([("a", 2013, 5000, True, True, True, True, True)])
     with pytest.raises(ConfigError, match="2013"):
-        household_indicators(p)
+        household_indicators(p, POLICY)
 
 
 def test_lines_and_guarantees_come_from_the_policy(tmp_path):
@@ -158,8 +160,8 @@ def test_lines_and_guarantees_come_from_the_policy(tmp_path):
 
 def test_duplicated_household_year_raises():
     p = make_panel([("a", 2016, 3000, True, True, True, True, True)] * 2)
-    with pytest.raises(ValueError, match="duplicated"):
-        household_indicators(p)
+    with pytest.raises(MeasureError, match="duplicated"):
+        household_indicators(p, POLICY)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +169,7 @@ def test_duplicated_household_year_raises():
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def class_policy(tmp_path):
-    # Anhui (34) 2020 monitoring line 5000 comes from policy.toml (seed 004); the average rural
+    # Anhui (34) 2020 monitoring line 5000 comes from policy.toml (docs/policy.md [D4]); the average rural
     # disposable income is overridden to a round 20000 so that 0.9 x 20000 = 18000 exactly.
     f = tmp_path / "classes.toml"
     f.write_text("[household_classes]\nnot_enjoying_policy_share_of_average = 0.9\n"
@@ -230,7 +232,7 @@ def test_class_from_register_status_and_county_province(class_policy):
 def test_class_inconsistent_register_flags_raise(class_policy):
     df = pd.DataFrame({"year": [2020], "income_per_capita": [1.0], "registered": [False],
                        "exited": [True], "risk": [False]})
-    with pytest.raises(ValueError, match="exited but not registered"):
+    with pytest.raises(MeasureError, match="exited but not registered"):
         classify_households(df, policy=class_policy, province_code="34", risk_col="risk")
 
 
@@ -267,9 +269,9 @@ def test_watts_by_hand():
 
 
 def test_watts_raises_on_non_positive_poor_income():
-    with pytest.raises(ValueError, match="income <= 0"):
+    with pytest.raises(MeasureError, match="income <= 0"):
         watts([0.0, 2000.0, 5000.0], Z)
-    with pytest.raises(ValueError, match="income <= 0"):
+    with pytest.raises(MeasureError, match="income <= 0"):
         watts([-10.0, 2000.0, 5000.0], Z)
 
 
@@ -335,7 +337,7 @@ def test_poverty_measures_by_group_equals_each_group_alone():
         "w": rng.uniform(5, 50, n),
         "size": rng.integers(1, 7, n),
     })
-    df["z"] = df["year"].map(load_policy().poverty_line)
+    df["z"] = df["year"].map(POLICY.poverty_line)
     grouped = poverty_measures(df, "y", "z", by=["county", "year"], weight="w", persons="size")
     assert list(grouped.columns) == ["county", "year", "measure", "value", "n"]
     for (county, year), part in df.groupby(["county", "year"]):
@@ -350,7 +352,7 @@ def test_poverty_measures_by_group_equals_each_group_alone():
 
 def test_poverty_measures_rejects_missing_income():
     df = pd.DataFrame({"y": [1000.0, np.nan]})
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(MeasureError, match="missing"):
         poverty_measures(df, "y", Z)
 
 
@@ -452,7 +454,7 @@ def test_af_deprivation_flags_and_defaults():
         ("h2", 2016, 1000, True, True, True, True, True),
         ("h3", 2016, 1000, True, True, True, False, True),
     ])
-    v = _af_values(alkire_foster(household_indicators(p), k=1 / 3))
+    v = _af_values(alkire_foster(household_indicators(p, POLICY), k=1 / 3, policy=POLICY))
     assert (v[("H", None)], v[("A", None)], v[("M0", None)]) == pytest.approx((1 / 3, 1 / 3, 1 / 9))
     assert v[("contribution_pct", "housing_ok")] == pytest.approx(50)
     assert v[("contribution_pct", "income_above_line")] == pytest.approx(50)
@@ -462,7 +464,16 @@ def test_af_deprivation_flags_and_defaults():
 def test_af_rejects_missing_dimension_values_and_bad_k():
     bad = AF.astype({"edu": "boolean"})
     bad.loc[0, "edu"] = pd.NA
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(MeasureError, match="missing"):
         alkire_foster(bad, DIMS, k=1 / 3)
-    with pytest.raises(ValueError, match="k must be"):
+    with pytest.raises(MeasureError, match="k must be"):
         alkire_foster(AF, DIMS, k=0)
+
+
+def test_bad_input_raises_measure_error():
+    # A missing column, and AF's default dimensions without the policy that defines them.
+    p = make_panel([("a", 2016, 3000, True, True, True, True, True)])
+    with pytest.raises(MeasureError, match="income_per_capita"):
+        household_indicators(p.drop(columns="income_per_capita"), POLICY)
+    with pytest.raises(MeasureError, match="policy"):
+        alkire_foster(household_indicators(p, POLICY), k=1 / 3)

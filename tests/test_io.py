@@ -11,10 +11,9 @@ import pandas as pd
 import pytest
 
 from evalkit import dictionary
-from evalkit.io import (
-    Dataset, EvalkitInputError, dataset_sha256, load_dataset, read_table, sha256_file,
-    write_quarantine,
-)
+from evalkit.data import Dataset, dataset_sha256, load_dataset, read_table, write_quarantine
+from evalkit.errors import InputError
+from evalkit.provenance import sha256_file
 
 ID_1949 = "11010519491231002X"  # check digits worked out by hand in test_schema.py
 ID_1980 = "610602198001011234"
@@ -398,18 +397,18 @@ def test_write_quarantine_masks_personal_data(tmp_path):
 
 # -- unreadable input ----------------------------------------------------------------------------
 def test_input_errors_name_file_and_reason(tmp_path):
-    with pytest.raises(EvalkitInputError, match="nope.csv: not found"):
+    with pytest.raises(InputError, match="nope.csv: not found"):
         load_dataset(tmp_path / "nope.csv")
     doc = tmp_path / "notes.docx"
     doc.write_bytes(b"x")
-    with pytest.raises(EvalkitInputError, match="notes.docx: unknown format"):
+    with pytest.raises(InputError, match="notes.docx: unknown format"):
         load_dataset(doc)
     junk = write_csv(tmp_path / "junk.csv", ["a", "b"], [["1", "2"]])
-    with pytest.raises(EvalkitInputError, match="junk.csv: no recognizable table"):
+    with pytest.raises(InputError, match="junk.csv: no recognizable table"):
         load_dataset(junk)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(EvalkitInputError, match="no table files"):
+    with pytest.raises(InputError, match="no table files"):
         load_dataset(empty)
 
 

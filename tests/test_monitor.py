@@ -1,4 +1,4 @@
-"""Monitoring run (evalkit.monitor): county selection, validated input with notes, honest model
+"""Monitoring run (evalkit.workflows.monitoring): county selection, validated input with notes, honest model
 choice, the refit, case closure, and results.json."""
 from __future__ import annotations
 
@@ -13,11 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalkit import io, monitor, risk, synth
-from evalkit.risk import RiskModelError
+from evalkit import risk, synth
+from evalkit.config import load_policy
+from evalkit.data import dataset_fingerprint, select_counties
+from evalkit.errors import InputError, ParameterError, RiskModelError
+from evalkit.report.risk import closure_table, closure_text, stability_table
+from evalkit.text import label, render_notes
+from evalkit.workflows import monitoring
 
 ROOT = Path(__file__).resolve().parents[1]
 COUNTIES = ["610627", "610631", "610632"]
+POL = load_policy()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,12 +37,12 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     out = tmp_path_factory.mktemp("monitor_small")
-    return synth.generate("demo", seed=3, out=out, scale=0.05, counties=COUNTIES, field_survey=False)
+    return synth.generate("demo", seed=3, out=out, scale=0.05, counties=COUNTIES, field_survey=False, policy=POL)
 
 
 @pytest.fixture(scope="module")
 def run(small):
-    return monitor.run_monitoring(small)
+    return monitoring.run_monitoring(small, policy=POL)
 
 
 @pytest.fixture(scope="module")
@@ -59,48 +65,54 @@ def corrupted(small, tmp_path_factory):
 # ---------------------------------------------------------------------------------------------
 # 1. counties
 # ---------------------------------------------------------------------------------------------
+_TABLE = pd.DataFrame({"county_code": ["610631", "610632", "610627"], "county_name": ["黄龙县", "黄陵县", "甘泉县"]})
+_ALL = ["610627", "610631", "610632"]
+
+
 @pytest.mark.parametrize("given, expected", [
-    ("all", None), (None, None), ("", None), ("ALL", None), (["all"], None),
+    ("all", _ALL), (None, _ALL), ("", _ALL), ("ALL", _ALL), (["all"], _ALL),
     ("610631", ["610631"]), ("610631,610632", ["610631", "610632"]), (" 610631 , 610632 ,", ["610631", "610632"]),
     (["610631", "610632"], ["610631", "610632"]), (("610631",), ["610631"]), ([610631], ["610631"]),
     (610631, ["610631"]), ('["610631", "610632"]', ["610631", "610632"]), ("610631,610631", ["610631"]),
+    ("甘泉县", ["610627"]), ("甘泉县,610631", ["610627", "610631"]),
 ])
-def test_parse_counties(given, expected):
-    assert monitor.parse_counties(given) == expected
+def test_county_selection(given, expected):
+    """The selections a monitoring run accepts (resolved by evalkit.data.select_counties)."""
+    assert select_counties(_TABLE, given) == expected
 
 
 @pytest.mark.parametrize("bad", ["6", "61063", "610631;610632", ["6", "1"], "[610631", {"a": 1}])
-def test_parse_counties_rejects(bad):
-    with pytest.raises(RiskModelError):
-        monitor.parse_counties(bad)
+def test_county_selection_rejects(bad):
+    with pytest.raises(ParameterError):
+        select_counties(_TABLE, bad)
 
 
 def test_counties_string_selects_those_counties(small, tmp_path):
-    one = monitor.run_monitoring(small, counties="610631")  # used to split into characters
+    one = monitoring.run_monitoring(small, counties="610631", policy=POL)  # used to split into characters
     assert set(one.warnings["county_code"]) == {"610631"}
     assert set(one.validation.by_county["county_code"]) == {"610631"}
-    two = monitor.run_monitoring(small, counties="610631,610632")
+    two = monitoring.run_monitoring(small, counties="610631,610632", policy=POL)
     assert set(two.validation.by_county["county_code"]) == {"610631", "610632"}
-    lst = monitor.run_monitoring(small, counties=["610631", "610632"])
+    lst = monitoring.run_monitoring(small, counties=["610631", "610632"], policy=POL)
     pd.testing.assert_frame_equal(two.validation.metrics.drop(columns="fit_seconds"),
                                   lst.validation.metrics.drop(columns="fit_seconds"))
     res = two.results()
     assert res["counties"] == ["610631", "610632"]
     # one county: the spread across counties is undefined and shown as '—', never NaN
-    tab = one.stability_table("en")
-    assert not tab.isna().any().any() and (tab["sd"] == "—").all()
-    monitor.write_outputs(one, tmp_path / "one")
+    tab = stability_table(one.validation.stability, "en")
+    assert not tab.isna().any().any() and (tab["SD"] == "—").all()
+    monitoring.write_outputs(one, tmp_path / "one")
     assert "NaN" not in (tmp_path / "one" / "results.json").read_text(encoding="utf-8")
 
 
 def test_data_fingerprint_matches_the_files(run, small):
     """results.json ``data_sha256`` is what the roll-up recomputes from the files (rollup.collect_risk_shares)."""
-    assert run.data_sha256 == io.dataset_fingerprint(small, monitor.DATA_TABLES)
+    assert run.data_sha256 == dataset_fingerprint(small, monitoring.DATA_TABLES)
 
 
 def test_unknown_county_is_a_clear_error(small):
-    with pytest.raises(RiskModelError, match=r"610699.*not in"):
-        monitor.run_monitoring(small, counties="610631,610699")
+    with pytest.raises(ParameterError, match=r"610699.*neither a code nor a name"):
+        monitoring.run_monitoring(small, counties="610631,610699", policy=POL)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,14 +120,16 @@ def test_unknown_county_is_a_clear_error(small):
 # ---------------------------------------------------------------------------------------------
 def test_quarantined_rows_are_noted_and_written(corrupted, tmp_path):
     data, bad_hh = corrupted
-    r = monitor.run_monitoring(data)
+    r = monitoring.run_monitoring(data, policy=POL)
     assert r.quarantined_rows["households"] == 1 and r.quarantined_rows["panel"] >= 1
-    assert any("1 row of table households quarantined" in n and "quarantine/" in n for n in r.notes)
-    assert any("rows of table panel quarantined" in n for n in r.notes)
-    assert len(r.notes_zh) == len(r.notes)
+    en = render_notes(r.notes, "en")
+    assert any("1 row of table households quarantined" in n and "quarantine/" in n for n in en)
+    assert any("rows of table panel quarantined" in n for n in en)
+    zh = render_notes(r.notes, "zh")
+    assert len(zh) == len(en) and any("households 表有 1 行未通过校验" in n for n in zh)
     assert bad_hh not in set(r.features["household_id"]) and bad_hh not in set(r.labels["household_id"])
     assert 1890 not in set(r.features["year"])
-    paths = monitor.write_outputs(r, tmp_path / "out")
+    paths = monitoring.write_outputs(r, tmp_path / "out")
     q = tmp_path / "out" / "quarantine"
     assert paths["quarantine"] == q
     hq = pd.read_csv(q / "households.quarantine.csv", dtype=str)
@@ -123,11 +137,11 @@ def test_quarantined_rows_are_noted_and_written(corrupted, tmp_path):
     assert "household size" in hq.loc[0, "_reasons"]
     assert (q / "panel.quarantine.csv").exists() and (q / "validation_report.csv").exists()
     res = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
-    assert res["notes"] == r.notes and res["quarantined_rows"]["households"] == 1
+    assert res["notes"] == zh and res["quarantined_rows"]["households"] == 1
     # a later clean run into the same folder leaves no stale quarantine behind
-    clean = monitor.run_monitoring(data, counties="610627")  # the corrupted rows are in other counties
+    clean = monitoring.run_monitoring(data, counties="610627", policy=POL)  # the corrupted rows are in other counties
     assert clean.notes == [] and clean.quarantined_rows == {}
-    monitor.write_outputs(clean, tmp_path / "out")
+    monitoring.write_outputs(clean, tmp_path / "out")
     assert not q.exists()
     assert json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))["notes"] == []
 
@@ -136,8 +150,8 @@ def test_unreadable_input_raises(small, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(small, data)
     (data / "panel" / "610631.parquet").write_bytes(b"not a parquet file")
-    with pytest.raises(io.EvalkitInputError, match="cannot be read"):
-        monitor.run_monitoring(data)
+    with pytest.raises(InputError, match="cannot be read"):
+        monitoring.run_monitoring(data, policy=POL)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,7 +164,7 @@ def test_model_chosen_on_an_earlier_year(run, tmp_path):
     assert (sm["train_end"] < run.selection_year).all() and (sm["test_year"] == run.selection_year).all()
     cand = sm.drop(index="rule")["recall_at_k"]
     assert run.best_model == cand.idxmax()
-    paths = monitor.write_outputs(run, tmp_path)
+    paths = monitoring.write_outputs(run, tmp_path)
     res = json.loads(paths["results"].read_text(encoding="utf-8"))
     assert res["best_model"] == run.best_model and res["selection_year"] == run.selection_year
     assert res["selection_year"] < res["test_year"]
@@ -167,25 +181,28 @@ def test_model_chosen_on_an_earlier_year(run, tmp_path):
 def test_one_training_year_falls_back_to_logit(small):
     # boosting calibrates on a later training year: it needs two (the test-year run says so)
     with pytest.raises(RiskModelError, match="BoostingModel needs more than 1"):
-        monitor.run_monitoring(small, train_years=[2023], test_year=2024)
-    r = monitor.run_monitoring(small, train_years=[2023], test_year=2024, models=["logit", "vulnerability"])
+        monitoring.run_monitoring(small, train_years=[2023], test_year=2024, policy=POL)
+    r = monitoring.run_monitoring(small, train_years=[2023], test_year=2024, models=["logit", "vulnerability"],
+                                  policy=POL)
     assert r.best_model == "logit" and r.selection_year is None and r.selection is None
-    assert any("no earlier year" in n and "logit" in n for n in r.notes)
-    res = r.results()
-    assert res["selection_year"] is None and "selection_recall_at_k" not in res and res["notes"] == r.notes
+    en = render_notes(r.notes, "en")
+    assert any("no earlier year" in n and label("model_logit", "en") in n for n in en)
+    res = r.results("en")
+    assert res["selection_year"] is None and "selection_recall_at_k" not in res and res["notes"] == en
 
 
 def test_model_that_cannot_fit_the_selection_window_is_no_candidate(small):
-    r = monitor.run_monitoring(small, train_years=[2022, 2023], test_year=2024)
+    r = monitoring.run_monitoring(small, train_years=[2022, 2023], test_year=2024, policy=POL)
     assert r.selection_year == 2023 and r.best_model in ("logit", "vulnerability")
     assert set(r.selection["model"]) == {"rule", "logit", "vulnerability"}
-    assert any(n.startswith("boosting cannot be fitted on 2022-2022") for n in r.notes)
+    boosting = label("model_boosting", "en")
+    assert any(n.startswith(f"{boosting} cannot be fitted on 2022-2022") for n in render_notes(r.notes, "en"))
     assert set(r.results()["models"]) == {"logit", "boosting", "vulnerability"}  # all reported on the test year
 
 
 def test_refit_uses_the_validated_fit(small):
     """The current list is scored by the model fitted as out_of_time fits it (with ``outcome``)."""
-    r = monitor.run_monitoring(small, models=["vulnerability"])
+    r = monitoring.run_monitoring(small, models=["vulnerability"], policy=POL)
     assert r.best_model == "vulnerability"
     data = risk.labelled_frame(r.labels, r.features)
     m = risk.fit_model(risk.default_models()["vulnerability"], data, r.features.columns)
@@ -201,7 +218,7 @@ def test_refit_uses_the_validated_fit(small):
 # ---------------------------------------------------------------------------------------------
 def test_case_closure_summary(run, small):
     panel = pd.read_parquet(Path(small) / "panel")
-    c = risk.case_closure(panel)
+    c = risk.case_closure(panel, POL)
     assert len(run.closure) == len(c) and (run.closure["status"].value_counts() == c["status"].value_counts()).all()
     cy = run.closure_by_year()
     assert {"opened", "cleared", "open"} == set(cy.columns) and run.score_year in cy.index
@@ -214,8 +231,8 @@ def test_case_closure_summary(run, small):
     assert res["open_cases"] == int(((c["opened"] <= y) & c["closure_year"].isna()).sum()
                                     + ((c["opened"] <= y) & (c["closure_year"] > y)).fillna(False).sum())
     assert res["open_cases"] == int(cy.loc[y, "open"]) > 0
-    assert str(res["closed_cases"]) in run.closure_text("zh") and "销号" in run.closure_text("en")
-    assert list(run.closure_table("zh").columns) == ["新纳入监测", "当年销号", "年末仍在监测"]
+    assert str(res["closed_cases"]) in closure_text(cy, y, POL, "zh") and "cleared" in closure_text(cy, y, POL, "en")
+    assert list(closure_table(cy, "zh").columns) == ["新纳入监测", "当年销号", "年末仍在监测"]
 
 
 def test_nan_metric_is_named(run):

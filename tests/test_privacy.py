@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 
+from evalkit.data import load_dataset, write_quarantine
 from evalkit.privacy import mask_frame, mask_id_number, mask_name
+from evalkit.report.common import write_ledger_xlsx
 
 
 def test_mask_id_number_scalar_keeps_6_and_2():
@@ -54,15 +56,13 @@ def test_mask_frame_copies_and_masks_canonical_and_chinese_headers():
 def test_pii_found_by_header_and_content_in_any_table(tmp_path):
     """Review finding: a households file with 户主身份证号 / 户主姓名 columns (not member-table
     headers) must not reach the quarantine unmasked; nor an ID hidden in a free-text column."""
-    from evalkit import io
-
     f = tmp_path / "households.csv"
     f.write_text("户编号,村代码,县代码,家庭人口数,是否建档立卡,户主姓名,户主身份证号,备注\n"
                  "6106310010010001,610631001001,610631,-1,否,张三丰,610602198001011234,11010519491231002X\n",
                  encoding="utf-8")
-    ds = io.load_dataset(f)
+    ds = load_dataset(f)
     assert ds.report.exit_code() == 1
-    io.write_quarantine(ds, tmp_path / "q")
+    write_quarantine(ds, tmp_path / "q")
     text = (tmp_path / "q" / "households.quarantine.csv").read_text(encoding="utf-8-sig")
     assert "610602198001011234" not in text and "11010519491231002X" not in text
     assert "张三丰" not in text and "张*丰" in text
@@ -70,8 +70,6 @@ def test_pii_found_by_header_and_content_in_any_table(tmp_path):
 
 
 def test_ledger_refuses_unmasked_ids_anywhere(tmp_path):
-    from evalkit.report import write_ledger_xlsx
-
     ok = pd.DataFrame({"household_id": ["6106020010010001"], "head_id_number": ["610602**********34"]})
     write_ledger_xlsx({"s": ok}, tmp_path / "ok.xlsx")
     for bad in (pd.DataFrame({"备注": ["610602198001011234"]}),

@@ -1,5 +1,6 @@
-"""Tests of evalkit.risk: hand-built labels, no leakage, model interfaces, metrics worked by hand,
-known truth on the synthetic province, early warning, closure, watch list and errors.
+"""Tests of evalkit.risk and the watch-list workbook of evalkit.report.risk: hand-built labels,
+no leakage, model interfaces, metrics worked by hand, known truth on the synthetic province,
+early warning, closure, watch list and errors.
 
 Lines are read from the policy config (the expected labels are written relative to them, so a
 change of the configured lines does not silently change what is tested).
@@ -17,7 +18,9 @@ from sklearn.base import clone
 
 from evalkit import dictionary, risk, synth
 from evalkit.config import load_policy
-from evalkit.risk import RiskModelError
+from evalkit.errors import RiskModelError
+from evalkit.report import risk as report_risk
+from evalkit.text import label
 
 POL = load_policy()
 GUARANTEES = ["food_clothing_ok", "education_ok", "medical_ok", "housing_ok", "water_ok"]
@@ -104,7 +107,7 @@ def _labels_dict(df: pd.DataFrame) -> dict[tuple[str, int], int]:
 # ---------------------------------------------------------------------------------------------
 def test_labels_h1():
     panel, hh, _ = hand_panel()
-    lab = risk.make_labels(panel, hh, horizon=1, population="both")
+    lab = risk.make_labels(panel, hh, POL, horizon=1, population="both")
     # A exited 2018: 2019 above, 2020 below (ML-1), 2021 above. 2021 itself: t+1 beyond the panel.
     # B exited 2019 (2018: registered poor -> no label); 2021 housing fails -> event.
     # C never registered: 2019 income == line is NOT below (strict); 2020 below.
@@ -129,15 +132,15 @@ def test_labels_h1():
     a = lab[(lab.household_id == "A") & (lab.year == 2019)]["outcome"].iloc[0]
     assert a == pytest.approx(math.log((ML(2020) - 1) / ML(2020)))
     # population filters
-    ex = risk.make_labels(panel, hh, horizon=1, population="exited")
+    ex = risk.make_labels(panel, hh, POL, horizon=1, population="exited")
     assert set(ex["household_id"]) == {"A", "B", "E", "F"}
-    nr = risk.make_labels(panel, hh, horizon=1, population="non_registered")
+    nr = risk.make_labels(panel, hh, POL, horizon=1, population="non_registered")
     assert _labels_dict(nr) == {k: v for k, v in expected.items() if k[0] in "CD"}
 
 
 def test_labels_horizon_line_and_guarantee_options():
     panel, hh, _ = hand_panel()
-    lab2 = risk.make_labels(panel, hh, horizon=2, population="both")
+    lab2 = risk.make_labels(panel, hh, POL, horizon=2, population="both")
     # window t+1..t+2 must lie in the panel (t <= 2019); E's windows contain the missing 2020;
     # F 2018: {2019 unknown, 2020 no event} -> unknown, dropped; F 2019: {2020 no, 2021 yes} -> 1.
     assert _labels_dict(lab2) == {
@@ -145,25 +148,25 @@ def test_labels_horizon_line_and_guarantee_options():
         ("D", 2018): 1, ("D", 2019): 0, ("F", 2019): 1,
     }
     # income-only label: B's housing failure no longer counts
-    inc_only = _labels_dict(risk.make_labels(panel, hh, horizon=1, guarantees=[], population="both"))
+    inc_only = _labels_dict(risk.make_labels(panel, hh, POL, horizon=1, guarantees=[], population="both"))
     assert inc_only[("B", 2020)] == 0 and inc_only[("A", 2019)] == 1
     # poverty line: A's 2020 income (monitoring line - 1) is above the poverty line
-    pov = _labels_dict(risk.make_labels(panel, hh, horizon=1, line="poverty", population="both"))
+    pov = _labels_dict(risk.make_labels(panel, hh, POL, horizon=1, line="poverty", population="both"))
     assert ML(2020) - 1 >= PL(2020)
     assert pov[("A", 2019)] == 0 and pov[("F", 2020)] == 1
 
 
 def test_label_defaults_come_from_config(tmp_path):
     panel, hh, _ = hand_panel()
-    cfg = POL.section("risk")
-    default = risk.make_labels(panel, hh, population="both")
-    explicit = risk.make_labels(panel, hh, population="both", line=cfg["label_line"],
-                                guarantees=cfg["label_guarantees"], horizon=cfg["horizon"])
+    cfg = POL.risk
+    default = risk.make_labels(panel, hh, POL, population="both")
+    explicit = risk.make_labels(panel, hh, POL, population="both", line=cfg.label_line,
+                                guarantees=cfg.label_guarantees, horizon=cfg.horizon)
     pd.testing.assert_frame_equal(default, explicit)
     f = tmp_path / "p.toml"
     f.write_text("[risk]\nhorizon = 2\n", encoding="utf-8")
     over = risk.make_labels(panel, hh, policy=load_policy(f), population="both")
-    assert _labels_dict(over) == _labels_dict(risk.make_labels(panel, hh, horizon=2, population="both"))
+    assert _labels_dict(over) == _labels_dict(risk.make_labels(panel, hh, POL, horizon=2, population="both"))
     assert over.attrs["definition"]["horizon"] == 2
 
 
@@ -172,7 +175,7 @@ def test_label_defaults_come_from_config(tmp_path):
 # ---------------------------------------------------------------------------------------------
 def test_features_hand_values():
     panel, hh, mem = hand_panel()
-    f = risk.build_features(panel, hh, mem).set_index(["household_id", "year"])
+    f = risk.build_features(panel, hh, mem, POL).set_index(["household_id", "year"])
     a = f.loc["A"]
     assert a.loc[2018, "log_income_ratio"] == pytest.approx(math.log(1.2))
     assert a.loc[2018, "household_size"] == 2 and a.loc[2018, "n_able"] == 1 and not a.loc[2018, "no_labour"]
@@ -231,9 +234,9 @@ def test_no_feature_uses_later_information(demo, demo_features, t0):
     base = demo_features[demo_features["year"] <= t0].reset_index(drop=True)
     p2, h2 = _perturb_future(panel, hh, t0)
     assert not p2[p2.year > t0]["income_per_capita"].equals(panel[panel.year > t0]["income_per_capita"])
-    pert = risk.build_features(p2, h2, mem)
+    pert = risk.build_features(p2, h2, mem, POL)
     pd.testing.assert_frame_equal(pert[pert["year"] <= t0].reset_index(drop=True), base)
-    trunc = risk.build_features(panel[panel["year"] <= t0], h2, mem)
+    trunc = risk.build_features(panel[panel["year"] <= t0], h2, mem, POL)
     pd.testing.assert_frame_equal(trunc.reset_index(drop=True), base)
 
 
@@ -249,7 +252,7 @@ def test_feature_columns_exclude_ids_and_outcomes(demo_features):
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def train_test(demo, demo_features):
-    lab = risk.make_labels(demo["panel"], demo["households"], population="exited")
+    lab = risk.make_labels(demo["panel"], demo["households"], POL, population="exited")
     d = lab.merge(demo_features, on=["household_id", "year"])
     return d[d.year.between(2016, 2020)].reset_index(drop=True), d[d.year == 2021].reset_index(drop=True)
 
@@ -344,7 +347,7 @@ def test_logit_recovers_true_effects(demo, demo_features):
     with known coefficients (+ a county shift): the logit with the generating features and
     county fixed effects must cover the true effects of chronic illness and disability."""
     truth = synth.TRUE_PARAMS["risk_model"]["coefficients"]
-    lab = risk.make_labels(demo["panel"], demo["households"], population="both", guarantees=[],
+    lab = risk.make_labels(demo["panel"], demo["households"], POL, population="both", guarantees=[],
                            line="monitoring", horizon=1)
     d = lab.merge(demo_features, on=["household_id", "year"])
     m = risk.LogitModel(features=risk.CORE_FEATURES, county_effects=True).fit(d, d["label"])
@@ -359,7 +362,7 @@ def test_best_model_beats_rule_out_of_time(demo, demo_features):
     models = {"rule": risk.PolicyRuleModel(), "logit": risk.LogitModel(county_effects=True),
               "boosting": risk.BoostingModel(max_iter=80)}
     res = risk.rolling_origin(demo["panel"], demo["households"], demo["members"], models, [2021, 2023],
-                              population="exited", k=5)
+                              policy=POL, population="exited", k=5)
     assert set(res.metrics["test_year"]) == {2021, 2023}
     met = res.metrics.set_index(["test_year", "model"])
     for ty in (2021, 2023):
@@ -380,14 +383,14 @@ def test_best_model_beats_rule_out_of_time(demo, demo_features):
 def test_errors():
     panel, hh, mem = hand_panel()
     with pytest.raises(RiskModelError, match="outside the panel"):
-        risk.out_of_time(panel, hh, mem, [risk.LogitModel()], [2018], 2030)
+        risk.out_of_time(panel, hh, mem, [risk.LogitModel()], [2018], 2030, policy=POL)
     with pytest.raises(RiskModelError, match="beyond the panel"):
-        risk.out_of_time(panel, hh, mem, [risk.LogitModel()], [2018], 2021)
+        risk.out_of_time(panel, hh, mem, [risk.LogitModel()], [2018], 2021, policy=POL)
     with pytest.raises(RiskModelError, match="end the training years"):
-        risk.out_of_time(panel, hh, mem, [risk.LogitModel()], [2018, 2019], 2019)
-    lab = risk.make_labels(panel, hh, population="exited").assign(label=0)
+        risk.out_of_time(panel, hh, mem, [risk.LogitModel()], [2018, 2019], 2019, policy=POL)
+    lab = risk.make_labels(panel, hh, POL, population="exited").assign(label=0)
     with pytest.raises(RiskModelError, match="no positive case"):
-        risk.out_of_time(panel, hh, mem, [risk.LogitModel()], [2018], 2019, labels=lab)
+        risk.out_of_time(panel, hh, mem, [risk.LogitModel()], [2018], 2019, labels=lab, policy=POL)
     with pytest.raises(RiskModelError, match="all 0"):
         risk.LogitModel().fit(pd.DataFrame({c: [0.0, 1.0] for c in risk.CORE_FEATURES}), [0, 0])
     # a county with no exited households
@@ -398,23 +401,22 @@ def test_errors():
                                        "registration_year": pd.array([None], dtype="Int64"),
                                        "exit_year": pd.array([None], dtype="Int64")})], ignore_index=True)
     with pytest.raises(RiskModelError, match=f"{C2}.*no exited households"):
-        risk.make_labels(other, hh2, population="exited", counties=[C2])
+        risk.make_labels(other, hh2, POL, population="exited", counties=[C2])
     with pytest.raises(RiskModelError, match="no exited households"):
-        risk.out_of_time(other, hh2, mem, [risk.LogitModel()], [2018], 2019, counties=[C2])
+        risk.out_of_time(other, hh2, mem, [risk.LogitModel()], [2018], 2019, counties=[C2], policy=POL)
     with pytest.raises(RiskModelError, match="has exited households"):
-        risk.make_labels(other[other.county_code == C2], hh2, population="exited")
+        risk.make_labels(other[other.county_code == C2], hh2, POL, population="exited")
     # still fine for falling-into-poverty labels of that county
-    assert len(risk.make_labels(other, hh2, population="non_registered", counties=[C2])) == 3
+    assert len(risk.make_labels(other, hh2, POL, population="non_registered", counties=[C2])) == 3
     with pytest.raises(RiskModelError, match="no row in the households table"):
-        risk.make_labels(panel, hh[hh.household_id != "A"])
+        risk.make_labels(panel, hh[hh.household_id != "A"], POL)
 
 
 # ---------------------------------------------------------------------------------------------
 # 7. early warning, closure, watch list
 # ---------------------------------------------------------------------------------------------
 def test_early_warning_levels_and_reasons():
-    cfg = POL.section("risk")
-    red, yel = cfg["red_threshold"], cfg["yellow_threshold"]
+    red, yel = POL.risk.red_threshold, POL.risk.yellow_threshold
     s = pd.DataFrame({
         "household_id": list("abcde"), "year": 2021,
         "score": [red, np.nextafter(red, 0), yel, np.nextafter(yel, 0), 0.0],
@@ -426,7 +428,7 @@ def test_early_warning_levels_and_reasons():
         "fail_education": [False, False, True, False, False],
         "shock_job_loss": [False, False, False, True, False],
     })
-    w = risk.early_warning(s)
+    w = risk.early_warning(s, POL)
     assert list(w["level"]) == ["red", "yellow", "yellow", "green", "green"]
     assert w.loc[0, "reasons"] == "illness;disaster;low_income" and w.loc[0, "main_reason"] == "disaster"
     assert w.loc[1, "reasons"] == "lack_labour;housing" and w.loc[1, "main_reason"] == "lack_labour"
@@ -437,36 +439,36 @@ def test_early_warning_levels_and_reasons():
 
 def test_case_closure_by_hand():
     panel, _, _ = hand_panel()
-    k = POL.section("risk")["closure_periods"]
+    k = POL.risk.closure_periods
     cases = pd.DataFrame({"household_id": ["A", "C", "B"], "year": [2018, 2018, 2019]})
-    c = risk.case_closure(panel, cases=cases, periods=2).set_index("household_id")
+    c = risk.case_closure(panel, POL, cases=cases, periods=2).set_index("household_id")
     # A: ok 2018, 2019, 2020 below, 2021 ok -> runs after 2018: {2019} then {2021}: never 2 in a row
     assert c.loc["A", "status"] == "open" and pd.isna(c.loc["A", "closure_year"])
     # C: 2019 == line (not below) ok, 2020 below, 2021 ok -> open
     assert c.loc["C", "status"] == "open"
     # B: 2020 ok, 2021 housing fails -> open; with one period it closes in 2020
     assert c.loc["B", "status"] == "open"
-    c1 = risk.case_closure(panel, cases=cases, periods=1).set_index("household_id")
+    c1 = risk.case_closure(panel, POL, cases=cases, periods=1).set_index("household_id")
     assert c1.loc["A", "closure_year"] == 2019 and c1.loc["B", "closure_year"] == 2020
-    c0 = risk.case_closure(panel, cases=pd.DataFrame({"household_id": ["E"], "year": [2018]}), periods=2)
+    c0 = risk.case_closure(panel, POL, cases=pd.DataFrame({"household_id": ["E"], "year": [2018]}), periods=2)
     assert c0.loc[0, "status"] == "open"  # 2019 ok, 2020 missing breaks the run, 2021 ok
-    dflt = risk.case_closure(panel, cases=cases)
-    assert (dflt["status"] == risk.case_closure(panel, cases=cases, periods=k)["status"]).all()
+    dflt = risk.case_closure(panel, POL, cases=cases)
+    assert (dflt["status"] == risk.case_closure(panel, POL, cases=cases, periods=k)["status"]).all()
 
 
 def test_watchlist_masks_and_excel(tmp_path):
     openpyxl = pytest.importorskip("openpyxl")
     panel, hh, mem = hand_panel()
-    feats = risk.build_features(panel, hh, mem, years=[2020])
-    red = POL.section("risk")["red_threshold"]
+    feats = risk.build_features(panel, hh, mem, POL, years=[2020])
+    red = POL.risk.red_threshold
     scores = feats[["household_id", "year"]].assign(score=np.linspace(red, 0, len(feats)))
-    w = risk.early_warning(scores, features=feats)
+    w = risk.early_warning(scores, POL, features=feats)
     wl = risk.watchlist(w, hh, mem, levels=("red", "yellow"))
     assert len(wl) >= 1 and (wl["warning_level"].isin(["red", "yellow"])).all()
     a = wl[wl.household_id == "A"].iloc[0]
     assert a["head_name_masked"] == "张*丰" and a["head_id_number_masked"] == "610602**********34"
     assert list(wl["rank_in_village"]) == list(range(1, len(wl) + 1))
-    path = risk.write_watchlist_xlsx(wl, tmp_path / "wl.xlsx", lang="zh")
+    path = report_risk.write_watchlist_xlsx(wl, tmp_path / "wl.xlsx", lang="zh")
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames == [C1]
     ws = wb[C1]
@@ -476,25 +478,25 @@ def test_watchlist_masks_and_excel(tmp_path):
     assert not re.search(r"\d{17}[\dX]", text) and "张三丰" not in text
     assert "红色预警" in text
     with pytest.raises(RiskModelError, match="full ID"):
-        risk.write_watchlist_xlsx(wl.assign(household_id="610602198001011234"), tmp_path / "bad.xlsx")
+        report_risk.write_watchlist_xlsx(wl.assign(household_id="610602198001011234"), tmp_path / "bad.xlsx")
 
 
 def test_watchlist_writes_through_the_shared_ledger_writer(tmp_path, monkeypatch):
-    """One masked-Excel writer (report.write_ledger_xlsx) with one full-ID check."""
+    """One masked-Excel writer (report.common.write_ledger_xlsx) with one full-ID check."""
     pytest.importorskip("openpyxl")
-    from evalkit import report
 
     panel, hh, mem = hand_panel()
-    feats = risk.build_features(panel, hh, mem, years=[2020])
+    feats = risk.build_features(panel, hh, mem, POL, years=[2020])
     scores = feats[["household_id", "year"]].assign(score=1.0)
-    wl = risk.watchlist(risk.early_warning(scores, features=feats), hh, mem)
+    wl = risk.watchlist(risk.early_warning(scores, POL, features=feats), hh, mem)
     calls = []
-    real = report.write_ledger_xlsx
-    monkeypatch.setattr(report, "write_ledger_xlsx", lambda sheets, path, **kw: calls.append(sheets) or real(sheets, path, **kw))
-    risk.write_watchlist_xlsx(wl, tmp_path / "wl.xlsx", lang="en")
+    real = report_risk.write_ledger_xlsx
+    monkeypatch.setattr(report_risk, "write_ledger_xlsx",
+                        lambda sheets, path, **kw: calls.append(sheets) or real(sheets, path, **kw))
+    report_risk.write_watchlist_xlsx(wl, tmp_path / "wl.xlsx", lang="en")
     assert len(calls) == 1 and list(calls[0]) == [C1]
     got = pd.read_excel(tmp_path / "wl.xlsx", sheet_name=C1, dtype=str)
-    assert len(got) == len(wl) and got.columns[0] == report.label("county_code", "en")
+    assert len(got) == len(wl) and got.columns[0] == label("county_code", "en")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,10 +522,10 @@ def demo(tmp_path_factory):
     disability 0.724 [0.703, 0.746], z = 2.2) -- as expected of a 95% interval.
     """
     out = tmp_path_factory.mktemp("risk_demo")
-    synth.generate("demo", seed=1, out=out, field_survey=False, scale=0.1)
+    synth.generate("demo", seed=1, out=out, field_survey=False, scale=0.1, policy=POL)
     return {t: pd.read_parquet(out / t) for t in ("panel", "households", "members")}
 
 
 @pytest.fixture(scope="session")
 def demo_features(demo):
-    return risk.build_features(demo["panel"], demo["households"], demo["members"])
+    return risk.build_features(demo["panel"], demo["households"], demo["members"], POL)

@@ -6,10 +6,15 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from evalkit.schema import (
-    MSG_ID_NUMBER, TableInput, ValidationReport, check_digit, coerce_series, table_schema,
-    valid_id_number, validate_tables,
+from evalkit.data import (
+    MSG_ID_NUMBER,
+    TableInput,
+    ValidationReport,
+    coerce_series,
+    table_schema,
+    validate_tables,
 )
+from evalkit.ids import check_digit, valid_id_number
 
 # Hand-verified ID numbers (ISO 7064 MOD 11-2, weights 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2):
 #
@@ -394,3 +399,13 @@ def test_exit_codes():
     assert res.report.exit_code() == 1
     fatal = res.report.problems.iloc[:1].assign(severity="fatal")
     assert ValidationReport(fatal, {}, {}, {}).exit_code() == 2
+
+
+def test_report_headings_follow_the_language():
+    res = run("households", pd.DataFrame([household(household_size="0")]))
+    en = res.report.to_text()
+    assert en.startswith("Validation report: exit code 1 (rows quarantined)\n")
+    zh = res.report.to_text(lang="zh")
+    assert zh.startswith("数据校验报告：退出码 1（有记录被隔离）\n")
+    # the reasons are the validator's exact sentences in both languages
+    assert "household size must be at least 1" in en and "household size must be at least 1" in zh

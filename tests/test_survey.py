@@ -8,20 +8,23 @@ from scipy.stats import beta as beta_dist
 from scipy.stats import binom, norm
 from scipy.stats import t as t_dist
 
+from evalkit.assessment import operating_characteristic
 from evalkit.config import load_policy
+from evalkit.register import household_strata
 from evalkit.survey import (
     FIELD_SURVEY_COLUMNS,
     SAMPLE_COLUMNS,
     SampleDesign,
     draw_sample,
-    household_strata,
     plan_sample_size,
     power_at,
     survey_from_truth,
 )
-from evalkit.synth import frame_county
+from frames import frame_county
 
 YEAR = 2018
+POLICY = load_policy()
+DESIGN = SampleDesign.from_policy(POLICY)
 
 
 def make_county(seed: int = 0, county: str = "610101", n_villages: int = 30, share_poverty: float = 0.3,
@@ -39,19 +42,20 @@ def county():
 # design and strata
 # ---------------------------------------------------------------------------------------------
 def test_design_defaults_come_from_policy():
-    sec = load_policy().section("survey")
-    d = SampleDesign()
+    sec = POLICY.raw["survey"]
+    d = SampleDesign.from_policy(POLICY)
     assert d.villages_per_stratum == sec["villages_per_stratum"]
     assert d.households_per_village == sec["households_per_village"]
     assert d.village_selection == sec["village_selection"]
     assert d.confidence_level == sec["confidence_level"]
     assert d.singleton_method == sec["singleton_method"]
     with pytest.raises(ValueError, match="village_selection"):
-        SampleDesign(village_selection="cluster")
+        SampleDesign.from_policy(POLICY, village_selection="cluster")
     with pytest.raises(ValueError, match="keys"):
-        SampleDesign(households_per_village={"exited": 1})
+        SampleDesign.from_policy(POLICY, households_per_village={"exited": 1})
     with pytest.raises(ValueError, match="non-negative"):
-        SampleDesign(villages_per_stratum={"poverty_village": -1, "non_poverty_village": 2})
+        SampleDesign.from_policy(POLICY, villages_per_stratum={"poverty_village": -1,
+                                                               "non_poverty_village": 2})
 
 
 def test_household_strata():
@@ -71,9 +75,9 @@ def test_household_strata():
 # ---------------------------------------------------------------------------------------------
 def test_draw_is_deterministic_and_order_free(county):
     villages, households, _ = county
-    a = draw_sample(households, villages, YEAR, seed=7)
-    b = draw_sample(households.sample(frac=1, random_state=1), villages.iloc[::-1], YEAR, seed=7)
-    c = draw_sample(households, villages, YEAR, seed=8)
+    a = draw_sample(households, villages, YEAR, DESIGN, seed=7)
+    b = draw_sample(households.sample(frac=1, random_state=1), villages.iloc[::-1], YEAR, DESIGN, seed=7)
+    c = draw_sample(households, villages, YEAR, DESIGN, seed=8)
     pd.testing.assert_frame_equal(a, b)
     assert not a["household_id"].equals(c["household_id"])
     assert list(a.columns) == list(SAMPLE_COLUMNS)
@@ -83,7 +87,7 @@ def test_draw_is_deterministic_and_order_free(county):
 
 def test_sizes_are_capped_per_village_and_stratum(county):
     villages, households, _ = county
-    d = SampleDesign()
+    d = DESIGN
     s = draw_sample(households, villages, YEAR, d, seed=3)
     st = household_strata(households, YEAR)
     avail = households.assign(hh_stratum=st).groupby(["village_code", "hh_stratum"]).size()
@@ -121,9 +125,9 @@ def _tiny():
 @pytest.mark.parametrize("selection", ["pps", "srs"])
 def test_probabilities_by_hand_tiny_frame(selection):
     villages, households = _tiny()
-    d = SampleDesign(villages_per_stratum={"poverty_village": 5, "non_poverty_village": 1},
-                     households_per_village={"exited": 2, "poor": 1, "non_registered": 2},
-                     village_selection=selection)
+    d = SampleDesign.from_policy(POLICY, villages_per_stratum={"poverty_village": 5, "non_poverty_village": 1},
+                                 households_per_village={"exited": 2, "poor": 1, "non_registered": 2},
+                                 village_selection=selection)
     s = draw_sample(households, villages, YEAR, d, seed=11)
     # poverty stratum: 5 requested, 2 exist -> both taken with certainty (take-all stratum)
     pv = s[s["stratum"] == "poverty_village"]
@@ -151,14 +155,14 @@ def test_pps_weights_are_self_weighting_for_household_count(county):
     # PPS on the number of households: sum of weights = households in the frame, in every draw.
     villages, households, _ = county
     for seed in range(3):
-        s = draw_sample(households, villages, YEAR, seed=seed)
+        s = draw_sample(households, villages, YEAR, DESIGN, seed=seed)
         assert s["weight"].sum() == pytest.approx(len(households))
 
 
 @pytest.mark.parametrize("selection", ["pps", "srs"])
 def test_weighted_totals_are_unbiased(selection):
     villages, households, _ = make_county(seed=5, n_villages=20, mean_hh=40)
-    d = SampleDesign(village_selection=selection)
+    d = SampleDesign.from_policy(POLICY, village_selection=selection)
     st = household_strata(households, YEAR)
     truth = np.array([len(households), (st == "exited").sum(), households["household_size"].sum()], float)
     R = 300
@@ -175,18 +179,18 @@ def test_weighted_totals_are_unbiased(selection):
 def test_several_counties_are_sampled_apart():
     v1, h1, _ = make_county(seed=1, county="610101", n_villages=12)
     v2, h2, _ = make_county(seed=2, county="610102", n_villages=8)
-    s = draw_sample(pd.concat([h1, h2]), pd.concat([v1, v2]), YEAR, seed=0)
+    s = draw_sample(pd.concat([h1, h2]), pd.concat([v1, v2]), YEAR, DESIGN, seed=0)
     per = s.groupby(["county_code", "stratum"])["village_code"].nunique()
     for (c, stratum), n in per.items():
         vv = v1 if c == "610101" else v2
         n_frame = int((vv["is_poverty_village"] == (stratum == "poverty_village")).sum())
-        assert n == min(SampleDesign().villages_per_stratum[stratum], n_frame)
+        assert n == min(DESIGN.villages_per_stratum[stratum], n_frame)
 
 
 def test_unknown_village_is_an_error(county):
     villages, households, _ = county
     with pytest.raises(ValueError, match="not in villages"):
-        draw_sample(households, villages.iloc[1:], YEAR)
+        draw_sample(households, villages.iloc[1:], YEAR, DESIGN)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +198,7 @@ def test_unknown_village_is_an_error(county):
 # ---------------------------------------------------------------------------------------------
 def test_survey_from_truth(county):
     villages, households, truth = county
-    s = draw_sample(households, villages, YEAR, seed=2)
+    s = draw_sample(households, villages, YEAR, DESIGN, seed=2)
     fs = survey_from_truth(s, truth, YEAR)
     assert list(fs.columns) == list(FIELD_SURVEY_COLUMNS)
     assert (fs["survey_year"] == YEAR).all() and len(fs) == len(s)
@@ -209,7 +213,7 @@ def test_survey_from_truth(county):
 
 
 # ---------------------------------------------------------------------------------------------
-# sample size and power: sized against the Korn-Graubard verdict of evalkit.exit
+# sample size and power: sized against the Korn-Graubard verdict of evalkit.assessment
 # ---------------------------------------------------------------------------------------------
 def _n_eff_by_hand(n, v, deff, conf=0.95, n_strata=2):
     """n / deff x (qt(a/2, n-1) / qt(a/2, df))^2, df = v - n_strata (the verdict's df adjustment)."""
@@ -359,20 +363,18 @@ def _replay_county(seed=0, county="610101", per_stratum=40, year=YEAR):
 
 
 def test_planned_size_replayed_with_operating_characteristic():
-    from evalkit.exit import operating_characteristic
-
     p, thr = 0.005, 0.02
     plan = plan_sample_size(p, thr, power=0.8, deff=2.0, households_per_village=30)
     assert plan["n_villages"] == 32
     villages, households, truth = _replay_county()
 
     def replay(n_villages):
-        d = SampleDesign(villages_per_stratum={"poverty_village": n_villages // 2,
-                                               "non_poverty_village": n_villages - n_villages // 2},
-                         households_per_village={"exited": 30, "poor": 1, "non_registered": 4},
-                         village_selection="srs")
+        d = SampleDesign.from_policy(POLICY, villages_per_stratum={"poverty_village": n_villages // 2,
+                                                                   "non_poverty_village": n_villages - n_villages // 2},
+                                     households_per_village={"exited": 30, "poor": 1, "non_registered": 4},
+                                     village_selection="srs")
         oc = operating_characteristic(households, villages, truth, "610101", YEAR, design=d, n_reps=60,
-                                      set_rates={"wrongly_exited_rate": [p]}, seed=1)
+                                      policy=POLICY, set_rates={"wrongly_exited_rate": [p]}, seed=1)
         row = oc[oc["criterion"] == "wrongly_exited_rate"].iloc[0]
         assert row["true_rate"] == pytest.approx(p, abs=0.001) and row["p_error"] == 0
         return row["p_pass"]

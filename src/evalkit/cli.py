@@ -1,39 +1,57 @@
-"""Command line: ``evalkit generate | validate | dictionary | demo | batch | verify``."""
+"""Command line: ``evalkit generate | validate | dictionary | demo | batch | verify``.
+
+Every :class:`~evalkit.errors.EvalkitError` (bad input, parameters, policy or county selection)
+ends the command with one line ``error: ...`` on stderr and exit code 2; a bug keeps its
+traceback. ``--lang`` (zh or en, default en) is the language of what the command prints.
+"""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main"]
+from evalkit import __version__
+from evalkit.config import load_policy
+from evalkit.dictionary import render_markdown
+from evalkit.errors import EvalkitError
+from evalkit.text import LANGS, check_lang, label, text
+
+# The commands' own modules (synth, data, runner) are imported inside each command: together they
+# pull in scipy, pandera, matplotlib and papermill (seconds), which `--version`, `--help` and
+# `dictionary` must not pay for.
+
+__all__ = ["main", "build_parser"]
+
+#: Exit code of a command that could not start (bad input or parameters: nothing ran).
+EXIT_USAGE = 2
+#: Exit code after Ctrl-C or SIGTERM.
+EXIT_INTERRUPTED = 130
 
 
 def _cmd_generate(a: argparse.Namespace) -> int:
-    from . import synth
+    from evalkit import synth  # heavy: see the note on imports above
 
-    counties = a.counties.split(",") if a.counties else None
-    out = synth.generate(a.profile, seed=a.seed, out=a.out, scale=a.scale, counties=counties,
-                         workers=a.workers, field_survey=not a.no_field_survey,
-                         policy_files=tuple(a.policy or ()), progress=not a.quiet)
+    out = synth.generate(a.profile, seed=a.seed, out=a.out, scale=a.scale, counties=a.counties,
+                         workers=a.workers, field_survey=not a.no_field_survey, progress=not a.quiet,
+                         policy=load_policy(*(a.policy or ())))
     print(out)
     return 0
 
 
 def _cmd_validate(a: argparse.Namespace) -> int:
-    from . import io
+    from evalkit.data import default_quarantine_dir, load_dataset, write_quarantine  # heavy: see above
 
-    try:
-        ds = io.load_dataset(a.path, validate=True)
-    except io.EvalkitInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    out = Path(a.out) if a.out else io.default_quarantine_dir(a.path)
+    ds = load_dataset(a.path, validate=True)
+    out = Path(a.out) if a.out else default_quarantine_dir(a.path)
     if ds.report.n_quarantined_total or ds.report.exit_code() == 2:
-        io.write_quarantine(ds, out)
+        write_quarantine(ds, out)
     if sys.stdout.isatty():
-        ds.report.render()
+        ds.report.render(lang=a.lang)
     else:  # logs and CI: plain text keeps every column readable at any width
-        print(ds.report.to_text())
+        print(ds.report.to_text(lang=a.lang))
     code = ds.report.exit_code()
     if code == 1:
         print(f"quarantined rows written to {out}")
@@ -41,8 +59,6 @@ def _cmd_validate(a: argparse.Namespace) -> int:
 
 
 def _cmd_dictionary(a: argparse.Namespace) -> int:
-    from .dictionary import render_markdown
-
     md = render_markdown()
     if a.write:
         Path(a.write).write_text(md, encoding="utf-8")
@@ -53,61 +69,99 @@ def _cmd_dictionary(a: argparse.Namespace) -> int:
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from . import demo
+    from evalkit.runner.demo import run_demo  # heavy: see the note on imports above
 
-    return demo.run_demo(out=a.out, data=a.data, workers=a.workers, seed=a.seed)
+    seed = {} if a.seed is None else {"seed": a.seed}  # None: the demo's own seed
+    return run_demo(out=a.out, data=a.data, workers=a.workers, lang=a.lang, **seed)
+
+
+def _sigterm_as_interrupt() -> None:
+    # SIGTERM (a scheduler, `kill`) takes the same clean-up path as Ctrl-C.
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not in the main thread
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _cmd_batch(a: argparse.Namespace) -> int:
-    from . import batch
+    """0 every county (run) succeeded; 1 at least one failed (the printed summary says how many, the
+    other counties' outputs are kept); 2 the batch could not start (unknown parameter or county, bad
+    value, no dataset, OUT locked: nothing ran); 130 interrupted (Ctrl-C or SIGTERM)."""
+    from evalkit.runner import parse_param_args, print_summary, run_batch  # heavy: see above
 
-    return batch.cli_batch(a)
+    _sigterm_as_interrupt()
+    params = parse_param_args(a.param)
+    if params.get("policy_file"):  # a bad policy file stops the batch before any kernel starts
+        load_policy(params["policy_file"])
+    try:
+        res = run_batch(a.notebook, a.data, counties=a.counties, params=params, workers=a.workers, out=a.out,
+                        resume=a.resume, scheduler=a.scheduler, timeout=a.timeout, progress=True,
+                        progress_lang=a.lang)
+    except KeyboardInterrupt:
+        print(label("runner_interrupted", a.lang), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print_summary(res, a.lang)
+    return res.exit_code
 
 
 def _cmd_verify(a: argparse.Namespace) -> int:
-    from . import batch
+    """0 only when every result is identical."""
+    from evalkit.runner import verify  # heavy: see the note on imports above
 
-    return batch.cli_verify(a)
+    _sigterm_as_interrupt()
+    try:
+        res = verify(a.run_dir, workers=a.workers, progress_lang=a.lang)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    for line in res.lines(a.lang):
+        print(line)
+    return res.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``evalkit`` argument parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--lang", default="en", help=f"language of the printed output ({', '.join(LANGS)})")
     p = argparse.ArgumentParser(prog="evalkit", description="Poverty-exit assessment and return-to-poverty risk.")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="cmd")
 
-    g = sub.add_parser("generate", help="write a synthetic province in the canonical model (Parquet)")
+    g = sub.add_parser("generate", parents=[common], help="write a synthetic province in the canonical model (Parquet)")
     g.add_argument("--profile", default="demo", choices=["demo", "shaanxi", "seeds"])
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", default=None, help="output directory (default data/<profile>)")
     g.add_argument("--scale", type=float, default=None, help="population scale factor")
-    g.add_argument("--counties", default=None, help="comma-separated county codes of the profile")
+    g.add_argument("--counties", default=None, help="county codes or names of the profile, comma-separated")
     g.add_argument("--workers", type=int, default=1)
     g.add_argument("--policy", action="append", help="policy override TOML (repeatable)")
     g.add_argument("--no-field-survey", action="store_true", help="skip drawing the evaluators' samples")
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=_cmd_generate)
 
-    v = sub.add_parser("validate", help="validate a dataset directory or file; quarantine invalid rows")
+    v = sub.add_parser("validate", parents=[common],
+                       help="validate a dataset directory or file; quarantine invalid rows")
     v.add_argument("path")
     v.add_argument("--out", default=None, help="where to write the quarantine (default beside the input)")
     v.set_defaults(func=_cmd_validate)
 
-    d = sub.add_parser("dictionary", help="print the bilingual data dictionary (Markdown)")
+    d = sub.add_parser("dictionary", parents=[common], help="print the bilingual data dictionary (Markdown)")
     d.add_argument("--write", default=None, help="write it to this file (data/README.md)")
     d.set_defaults(func=_cmd_dictionary)
 
-    m = sub.add_parser("demo", help="the main job: generate the demo province, run every report")
+    m = sub.add_parser("demo", parents=[common], help="the main job: generate the demo province, run every report")
     m.add_argument("--out", default="reports/demo")
     m.add_argument("--data", default="data/demo")
     m.add_argument("--workers", type=int, default=2)
-    m.add_argument("--seed", type=int, default=20201)
+    m.add_argument("--seed", type=int, default=None, help="seed of the demo province (default 20201)")
     m.set_defaults(func=_cmd_demo)
 
-    b = sub.add_parser("batch", help="run a parameterized notebook once per county (papermill)")
+    b = sub.add_parser("batch", parents=[common], help="run a parameterized notebook once per county (papermill)")
     b.add_argument("notebook")
     b.add_argument("--data", required=True)
     b.add_argument("--counties", default="all",
-                   help="'all', 'poverty' (poverty counties with a planned exit year) or CODE,CODE")
+                   help="'all', 'poverty' (poverty counties with a planned exit year), or codes or names "
+                        "separated by commas")
     b.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--out", required=True)
@@ -116,26 +170,34 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell")
     b.set_defaults(func=_cmd_batch)
 
-    f = sub.add_parser("verify", help="re-execute a run from its manifest and compare every result")
+    f = sub.add_parser("verify", parents=[common], help="re-execute a run from its manifest and compare every result")
     f.add_argument("run_dir")
     f.add_argument("--workers", type=int, default=2)
     f.set_defaults(func=_cmd_verify)
     return p
 
 
+def _error_line(e: EvalkitError, lang: str) -> str:
+    message = " ".join(str(e).splitlines()).strip()  # one line, whatever the message holds
+    return text("runner_error_line", lang if lang in LANGS else "en", message=message)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``evalkit`` console script."""
+    """Entry point of the ``evalkit`` console script; returns the exit code."""
     p = build_parser()
     a = p.parse_args(argv)
     if a.version:
-        from . import __version__
-
         print(__version__)
         return 0
     if not getattr(a, "func", None):
         p.print_help()
         return 0
-    return int(a.func(a) or 0)
+    try:
+        check_lang(a.lang)
+        return int(a.func(a) or 0)
+    except EvalkitError as e:
+        print(_error_line(e, a.lang), file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

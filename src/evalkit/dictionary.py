@@ -1,7 +1,12 @@
-"""The bilingual data dictionary: canonical columns, Chinese headers, code lists and labels.
+"""The bilingual data dictionary: canonical tables and columns, Chinese headers, code lists, labels.
 
-One source (``config/dictionary.toml``) feeds header mapping in :mod:`evalkit.io`, the schemas
-in :mod:`evalkit.schema`, every user-facing label in reports, and ``data/README.md``.
+One source, ``config/dictionary.toml``, feeds:
+
+- the data layer (:mod:`evalkit.data`): header mapping (:func:`header_map`, after
+  :func:`normalize_header`), dtypes, required columns, keys and code lists of every table, from
+  which the readers recognize a file and the schemas are built;
+- every user-facing string, through :mod:`evalkit.text` (:func:`labels`);
+- ``data/README.md`` (:func:`render_markdown`; a test keeps the two identical).
 """
 from __future__ import annotations
 
@@ -14,10 +19,8 @@ from importlib import resources
 
 __all__ = [
     "Column", "TableSpec", "tables", "table", "codes", "code_label", "code_lookup",
-    "label", "normalize_header", "header_map", "render_markdown", "LANGS",
+    "labels", "normalize_header", "header_map", "render_markdown",
 ]
-
-LANGS = ("zh", "en")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class TableSpec:
 
     @property
     def names(self) -> list[str]:
+        """Canonical column names, in dictionary order."""
         return [c.name for c in self.columns]
 
     def column(self, name: str) -> Column:
@@ -94,8 +98,7 @@ def codes(list_name: str) -> dict[str, dict]:
 
 
 def code_label(list_name: str, code: str, lang: str = "zh") -> str:
-    """Label of one code in ``lang``."""
-    _check_lang(lang)
+    """Label of one code in ``lang`` (``zh`` or ``en``)."""
     return codes(list_name)[code][lang]
 
 
@@ -109,30 +112,9 @@ def code_lookup(list_name: str) -> dict[str, str]:
     return out
 
 
-def _check_lang(lang: str) -> None:
-    if lang not in LANGS:
-        raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
-
-
-def label(key: str, lang: str = "zh") -> str:
-    """User-facing label for ``key`` in ``lang``.
-
-    ``key`` is either a report label (``[labels]`` of the dictionary), ``table.column`` or a bare
-    column name (first table defining it).
-    """
-    _check_lang(lang)
-    lab = _raw().get("labels", {})
-    if key in lab:
-        return lab[key][lang]
-    if "." in key:
-        tname, col = key.split(".", 1)
-        c = table(tname).column(col)
-        return c.zh if lang == "zh" else c.en
-    for t in tables().values():
-        for c in t.columns:
-            if c.name == key:
-                return c.zh if lang == "zh" else c.en
-    raise KeyError(f"no label for {key!r} in the data dictionary")
+def labels() -> dict[str, dict[str, str]]:
+    """The ``[labels]`` table: ``{key: {"zh": ..., "en": ...}}`` (see :mod:`evalkit.text`)."""
+    return _raw()["labels"]
 
 
 _WS = re.compile(r"\s+")
@@ -166,7 +148,7 @@ def render_markdown() -> str:
         "本文件由 `src/evalkit/config/dictionary.toml` 生成；报告中的所有中英文标签均出自该字典。",
         "",
         "Column headers are matched after NFKC normalization (full-width to half-width), trimming and removing",
-        "spaces, so `户 编 号`, `户编号 ` and `ｈｏｕｓｅｈｏｌｄ＿ｉｄ` are all recognized. dtype legend: `codeN` digit string",
+        "spaces, so `户 编 号`, `户编号 ` and `ｈｏｕｓｅｈｏｌｄ＿ｉｄ` are all recognized. dtype legend: `codeN` digit string",  # noqa: E501
         "of width N (leading zeros kept); `id16`/`id18` identifier strings; `money` yuan; `year` 2014-2030;",
         "`category:LIST` a code list below (code, Chinese label, English label and variants are accepted).",
         "",

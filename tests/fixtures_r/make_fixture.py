@@ -1,6 +1,7 @@
 """Write the deterministic fixture of the R cross-check (run once; the CSVs are committed).
 
-    python tests/fixtures_r/make_fixture.py && Rscript tests/fixtures_r/crosscheck.R > tests/fixtures_r/crosscheck_R_output.txt
+    python tests/fixtures_r/make_fixture.py
+    Rscript tests/fixtures_r/crosscheck.R > tests/fixtures_r/crosscheck_R_output.txt
 
 register.csv : household register (the frame) of one county, 10 villages in 3 village strata.
 fixture.csv  : a field survey of that register for 2018 with unequal weights (villages drawn

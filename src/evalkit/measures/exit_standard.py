@@ -1,0 +1,218 @@
+"""The exit standard per household-year: 一超过、两不愁、三保障 and drinking water.
+
+:func:`household_indicators` tells, for each household-year, whether income is stably above the
+poverty line and every configured guarantee holds, with the reasons a household fails
+(docs/policy.md §2). No line or threshold is written here: every one comes from
+:class:`evalkit.config.Policy`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from evalkit.config import Policy
+from evalkit.errors import MeasureError
+from evalkit.measures.columns import as_boolean, require_columns
+
+__all__ = ["REASON_CODES", "GuaranteeSpec", "guarantee_specs", "guarantee_frame", "year_lookup",
+           "household_indicators"]
+
+#: Order of the codes in ``fail_reasons`` (income first, then 两不愁, 三保障, water).
+REASON_CODES: tuple[str, ...] = (
+    "income_below_line", "income_not_stable",
+    "food", "clothing", "education", "medical", "housing", "water",
+)
+
+#: (reason code, output column, source columns tried in order) of one guarantee.
+GuaranteeSpec = tuple[str, str, tuple[str, ...]]
+
+# Policy guarantee name -> (reason code, output column, source columns tried in order).
+# 两不愁 is recorded as one flag in the panel but is two guarantees; separate food/clothing
+# columns win when a survey recorded them apart.
+_KNOWN_GUARANTEES: dict[str, list[GuaranteeSpec]] = {
+    "food_clothing_ok": [
+        ("food", "food_ok", ("food_ok", "food_clothing_ok")),
+        ("clothing", "clothing_ok", ("clothing_ok", "food_clothing_ok")),
+    ],
+    "food_ok": [("food", "food_ok", ("food_ok",))],
+    "clothing_ok": [("clothing", "clothing_ok", ("clothing_ok",))],
+}
+
+
+def guarantee_specs(guarantees: Sequence[str]) -> list[GuaranteeSpec]:
+    """(reason code, output column, candidate source columns) for the configured guarantees.
+
+    Known codes come in the order of :data:`REASON_CODES`; other ``*_ok`` guarantees follow in
+    configuration order.
+    """
+    specs: dict[str, GuaranteeSpec] = {}
+    for g in guarantees:
+        if g in _KNOWN_GUARANTEES:
+            for spec in _KNOWN_GUARANTEES[g]:
+                specs.setdefault(spec[0], spec)
+        elif g.endswith("_ok"):
+            specs.setdefault(g[: -len("_ok")], (g[: -len("_ok")], g, (g,)))
+        else:
+            raise MeasureError(f"guarantee {g!r} in [indicators].guarantees must be a column ending in '_ok'")
+    # Fixed reporting order for the known codes; extra configured guarantees follow in config order.
+    fixed = [c for c in REASON_CODES if c in specs]
+    extra = [c for c in specs if c not in REASON_CODES]
+    return [specs[c] for c in fixed + extra]
+
+
+def guarantee_frame(df: pd.DataFrame, specs: list[GuaranteeSpec]) -> pd.DataFrame:
+    """One nullable-boolean column per guarantee (output names), taken from the first source present."""
+    out = {}
+    for _code, col, candidates in specs:
+        src = next((c for c in candidates if c in df.columns), None)
+        if src is None:
+            raise MeasureError(f"guarantee {col!r} needs one of the columns {list(candidates)} in the data")
+        out[col] = as_boolean(df[src], src)
+    return pd.DataFrame(out, index=df.index)
+
+
+def year_lookup(years: pd.Series, fn: Callable[[int], float]) -> np.ndarray:
+    """Apply a per-year config lookup ``fn`` once per distinct year and broadcast it to the rows."""
+    if years.isna().any():
+        raise MeasureError("the 'year' column has missing values; every household-year needs a year")
+    yrs = years.astype("int64")
+    table = {y: fn(int(y)) for y in pd.unique(yrs)}  # loop over distinct years, not rows
+    return yrs.map(table).to_numpy(dtype=float)
+
+
+def _stably_above(above_now: pd.Series, key: pd.MultiIndex, k: int) -> pd.Series:
+    """Above the line in this year and each of the k-1 previous calendar years (on ``key``)."""
+    # Look up the same household's flag in each previous year through the (household, year)
+    # index — a loop over lags, never over rows.
+    stable = above_now.copy()
+    for lag in range(1, k):
+        prev_key = pd.MultiIndex.from_arrays([key.get_level_values(0), key.get_level_values(1) - lag])
+        prev = above_now.reindex(prev_key)
+        prev[~prev_key.isin(key)] = False  # an unobserved year cannot vouch for stability
+        stable = stable & pd.Series(prev.array, index=stable.index)
+    return stable
+
+
+def _failure_flags(above_now: pd.Series, stable: pd.Series, guar: pd.DataFrame,
+                   specs: list[GuaranteeSpec]) -> pd.DataFrame:
+    """One boolean column per reason code: known failures only (NA is not a failure)."""
+    # The income reasons are mutually exclusive: 'not stable' is any known instability except
+    # being below the line this very year (which covers an unknown income this year after a
+    # known year below the line).
+    below = (~above_now).fillna(False)
+    return pd.DataFrame(
+        {
+            "income_below_line": below,
+            "income_not_stable": (~stable).fillna(False) & ~below,
+            **{code: (~guar[col]).fillna(False) for code, col, _ in specs},
+        },
+        index=guar.index,
+    ).astype(bool)
+
+
+def _join_reasons(flags: pd.DataFrame) -> pd.Series:
+    """';'-joined codes of the true flags per row ('' when none)."""
+    codes = np.array([f"{c};" for c in flags.columns], dtype=object)
+    # Vectorized join: each cell is 'code;' or '', concatenated across columns, trailing ';' cut.
+    cells = pd.DataFrame(np.where(flags.to_numpy(), codes, ""), index=flags.index, dtype="string")
+    return cells.iloc[:, 0].str.cat(cells.iloc[:, 1:], sep="").str.rstrip(";").astype(object)
+
+
+def household_indicators(
+    panel: pd.DataFrame,
+    policy: Policy,
+    stable_years: int | None = None,
+    income_col: str = "income_per_capita",
+) -> pd.DataFrame:
+    """Exit standard 一超过、两不愁、三保障 (+ drinking water) per household-year.
+
+    Definitions (docs/policy.md §2):
+
+    * ``line`` — the national poverty line of the row's year (``policy.poverty_line``); a year
+      the config does not define raises :class:`evalkit.config.ConfigError` naming the year.
+    * ``income_above_line`` (一超过) — income strictly above the line in this year and, with
+      ``stable_years=k > 1``, in each of the k−1 previous calendar years of the same household
+      (each against its own year's line). A household with any of those years unobserved is not
+      stably above (False).
+    * ``food_ok``, ``clothing_ok`` (两不愁) — from ``food_ok``/``clothing_ok`` when the data have
+      them, else both from ``food_clothing_ok``; ``education_ok``, ``medical_ok``, ``housing_ok``
+      (三保障) and ``water_ok`` as recorded. The guarantees required are
+      ``[indicators].guarantees`` of the policy.
+    * ``meets_exit_standard`` — income stably above the line and every guarantee holds.
+    * ``fail_reasons`` — ';'-joined codes in the order of :data:`REASON_CODES`:
+      ``income_below_line`` (income ≤ line this year), ``income_not_stable`` (not below this
+      year — above, or unknown — but known to be below, or unobserved, in one of the k−1
+      previous years), then ``food``, ``clothing``, ``education``, ``medical``,
+      ``housing``, ``water``; ``""`` when none. ``n_failed`` counts them.
+
+    Missing values are unknown, not failures: indicator columns are nullable booleans with
+    Kleene logic (``meets_exit_standard`` is False if any known criterion fails, NA if the
+    others are unknown) and only known failures enter ``fail_reasons``/``n_failed``.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        Household-year table with ``household_id``, ``year``, ``income_col`` and the guarantee
+        columns; one row per household-year.
+    policy : Policy
+        Poverty lines, guarantees and the default ``stable_years``.
+    stable_years : int, optional
+        Consecutive years above the line required; ``[indicators].stable_years`` when None.
+    income_col : str
+        Per-capita income column.
+
+    Returns
+    -------
+    DataFrame
+        Same index and row order as ``panel``: ``household_id``, ``year``, ``income_col``,
+        ``line``, ``income_above_line``, the guarantee columns, ``meets_exit_standard``,
+        ``n_failed``, ``fail_reasons``.
+    """
+    pol = policy
+    k = int(pol.stable_years if stable_years is None else stable_years)
+    if k < 1:
+        raise MeasureError(f"stable_years must be >= 1, got {k}")
+    require_columns(panel, ["household_id", "year", income_col], "household_indicators")
+
+    hh = panel["household_id"]
+    year = panel["year"]
+    line = year_lookup(year, pol.poverty_line)  # raises ConfigError for an unknown year
+    key = pd.MultiIndex.from_arrays([hh.to_numpy(), year.astype("int64").to_numpy()])
+    if key.duplicated().any():
+        dup = key[key.duplicated()].unique()[:5].tolist()
+        raise MeasureError(f"panel has duplicated household-years, e.g. {dup}; expected one row each")
+
+    income = pd.to_numeric(panel[income_col], errors="raise").astype("Float64")
+    above_now = pd.Series((income > line).array, index=key, dtype="boolean")
+
+    stable = _stably_above(above_now, key, k)
+    stable.index = panel.index
+    above_now.index = panel.index
+
+    specs = guarantee_specs(pol.guarantees)
+    guar = guarantee_frame(panel, specs)
+
+    meets = stable.copy()
+    for col in guar.columns:
+        meets = meets & guar[col]
+
+    flags = _failure_flags(above_now, stable, guar, specs)
+    reasons = _join_reasons(flags)
+
+    out = pd.DataFrame(
+        {
+            "household_id": hh,
+            "year": year,
+            income_col: panel[income_col],
+            "line": line,
+            "income_above_line": stable,
+        },
+        index=panel.index,
+    )
+    out = pd.concat([out, guar], axis=1)
+    out["meets_exit_standard"] = meets
+    out["n_failed"] = flags.sum(axis=1).astype("int64")
+    out["fail_reasons"] = reasons
+    return out

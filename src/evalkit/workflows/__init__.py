@@ -1,0 +1,1 @@
+"""Workflows: the one call each notebook makes (county exit, monitoring, province roll-up)."""
