@@ -6,6 +6,8 @@ totals; a ratio's variance is that of the linearized variable (y - R x) / X.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,3 +98,30 @@ def test_proportion_and_errors():
         SurveyDesign(DATA.assign(w=0.0), weight="w", strata="stratum", psu="psu")
     with pytest.raises(SurveyError, match="values"):
         d.mean(np.ones(3))
+
+
+def test_population_sizes_are_checked():
+    # two stages without replacement need sensible population sizes; errors name the column
+    fs = pd.read_csv(Path(__file__).parent / "fixtures_r" / "fixture_fpc.csv",
+                     dtype={"household_id": str, "village_code": str, "county_code": str})
+    with pytest.raises(SurveyError, match="pop_ssu .* needs pop_psu"):
+        SurveyDesign(fs, weight="weight", strata="stratum", psu="village_code", pop_ssu="N_households")
+    with pytest.raises(SurveyError, match="N_villages"):
+        SurveyDesign(fs.assign(N_villages=3), weight="weight", strata="stratum", psu="village_code",
+                     pop_psu="N_villages")
+    with pytest.raises(SurveyError, match="N_households"):
+        SurveyDesign(fs.assign(N_households=1), weight="weight", strata="stratum", psu="village_code",
+                     pop_psu="N_villages", ssu_strata="hh_stratum", pop_ssu="N_households")
+    # a census at both stages has no variance at all
+    census = fs.assign(N_villages=fs.groupby("stratum")["village_code"].transform("nunique"),
+                       N_households=fs.groupby(["village_code", "hh_stratum"])["household_id"].transform("size"))
+    d = SurveyDesign(census, weight="weight", strata="stratum", psu="village_code", pop_psu="N_villages",
+                     ssu_strata="hh_stratum", pop_ssu="N_households")
+    assert d.finite_population and d.mean(fs["household_size"])["all"].se == 0
+
+
+def test_a_variable_without_variation_is_estimated_without_a_design_effect():
+    # svy refuses a design effect when nothing varies (e.g. no poor household in the sample): the
+    # estimate is still exact, with SE 0.
+    e = _design().mean(np.zeros(len(DATA)))["all"]
+    assert (e.est, e.se, e.deff) == (0.0, 0.0, None)

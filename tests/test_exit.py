@@ -14,18 +14,22 @@ from scipy import stats
 from evalkit.assessment import (
     CRITERIA,
     CriteriaResult,
+    assess_sample,
+    county_context,
     criterion_flags,
     decision,
     estimate_criteria,
     operating_characteristic,
     register_totals,
+    replicate_criteria,
+    stack_samples,
     true_rates,
     verdicts,
 )
 from evalkit.config import Policy, load_policy
 from evalkit.errors import ExitAssessmentError
 from evalkit.report.exit import plot_operating_characteristic
-from evalkit.survey import SampleDesign, draw_sample, survey_from_truth
+from evalkit.survey import SampleDesign, draw_sample, fill_survey, survey_from_truth, truth_index
 from evalkit.text import render_notes
 from frames import frame_county
 
@@ -52,6 +56,9 @@ def _fixture():
     return fs, reg
 
 
+REGISTERS: list[dict] = []
+
+
 def _r_output() -> tuple[dict, dict, dict, dict]:
     crit, cov, register, kg = {}, {}, {}, {}
     for line in (FIX / "crosscheck_R_output.txt").read_text().splitlines():
@@ -59,8 +66,9 @@ def _r_output() -> tuple[dict, dict, dict, dict]:
         if line.startswith("kg "):  # svyciprop(method="beta"); NaN bounds where the variance is 0
             kg[(kv["design"], kv["criterion"])] = {k: float(kv[k]) for k in ("est", "se", "lci", "uci", "df",
                                                                              "n", "neff")}
-        elif line.startswith("register"):
-            register = {k: float(v) for k, v in kv.items()}
+        elif line.startswith("register"):  # the first one is fixture.csv's; later ones the fpc cases'
+            REGISTERS.append({k: float(v) for k, v in kv.items()})
+            register = REGISTERS[0]
         elif "criterion" in kv:
             crit[(kv["design"], kv["criterion"])] = {k: float(kv[k]) for k in ("est", "se", "lci", "uci", "df")}
         elif line.startswith("design=") and " cov " in line:
@@ -106,7 +114,7 @@ COUNTIES_R = pd.DataFrame({"county_code": ["610102"], "rural_population": [R_RUR
 
 
 def test_r_output_parsed():
-    assert len(R_CRIT) == 24 and len(R_COV) == 6 and len(R_KG) == 18
+    assert len(R_CRIT) == 40 and len(R_COV) == 10 and len(R_KG) == 27 and len(REGISTERS) == 4
     assert load_policy().poverty_line(2018) == 2995  # the line hard-coded in crosscheck.R
     # R's svyciprop(method="beta") has no interval when the variance is 0
     assert np.isnan(R_KG[("zero", "wrongly_exited_rate")]["uci"])
@@ -147,10 +155,11 @@ def test_agrees_with_r_survey(case):
 @pytest.mark.parametrize("case", list(R_CASES))
 def test_korn_graubard_agrees_with_r_svyciprop_beta(case):
     _, reg = _fixture()
-    res = estimate(_r_case(case), reg, "610102", 2018, singleton=R_CASES[case], counties=COUNTIES_R)
+    res = estimate(_r_case(case), reg, "610102", 2018, singleton=R_CASES[case], counties=COUNTIES_R,
+                   ci_method="korn_graubard")
     assert res.ci_method_requested == "korn_graubard"
     assert res.ci_method == {**dict.fromkeys(RATES, "korn_graubard"),
-                                      "comprehensive_poverty_rate": "wald_widened_by_kg_plug_in"}
+                             "comprehensive_poverty_rate": "korn_graubard_of_share_above_register_floor"}
     for c in RATES:
         r = R_KG[(case, c)]
         # R's person-weighted domain proportion = our ratio (estimate and SE); R's n = our n
@@ -167,28 +176,31 @@ def test_korn_graubard_agrees_with_r_svyciprop_beta(case):
             n_eff = r["n"] * f
             assert res.n_eff[c] == pytest.approx(n_eff, rel=1e-12)
             assert res.table.loc[c, "uci"] == pytest.approx(1 - 0.025 ** (1 / n_eff), rel=1e-9)
-    # the comprehensive incidence: svy's Wald interval widened to the plug-in of the KG bounds
+    # the comprehensive incidence: P/R + (1 - P/R) q, q's Korn-Graubard interval by hand (scipy's
+    # beta quantiles) from se_q = se / (1 - P/R), n = exited + non-registered households, design df
     reg_t = res.register
-    P, E, N, R = (reg_t[k] for k in ("remaining_poor_persons", "exited_persons", "non_registered_persons",
-                                     "rural_population"))
+    P, R = reg_t["remaining_poor_persons"], reg_t["rural_population"]
+    fl = P / R
     wald = R_CRIT[(case, "comprehensive_poverty_rate")]
-    lo = (P + E * res.table.loc["wrongly_exited_rate", "lci"] + N * res.table.loc["missed_poor_rate", "lci"]) / R
-    hi = (P + E * res.table.loc["wrongly_exited_rate", "uci"] + N * res.table.loc["missed_poor_rate", "uci"]) / R
-    # ... and never below the register floor P/R (remaining registered poor alone)
-    assert res.table.loc["comprehensive_poverty_rate", "lci"] == pytest.approx(max(min(wald["lci"], lo), P / R),
-                                                                               rel=1e-9)
-    assert res.table.loc["comprehensive_poverty_rate", "uci"] == pytest.approx(max(wald["uci"], hi), rel=1e-9)
     assert res.table.loc["comprehensive_poverty_rate", "se"] == pytest.approx(wald["se"], rel=1e-6, abs=1e-15)
     assert res.wald_ci["comprehensive_poverty_rate"] == pytest.approx([wald["lci"], wald["uci"]], rel=1e-6)
+    q, se_q = (wald["est"] - fl) / (1 - fl), wald["se"] / (1 - fl)
+    n = res.table.loc["wrongly_exited_rate", "n"] + res.table.loc["missed_poor_rate", "n"]
+    ne = (q * (1 - q) / se_q**2 if se_q > 0 else n) * (stats.t.ppf(0.025, n - 1) / stats.t.ppf(0.025, wald["df"])) ** 2
+    lo = stats.beta.ppf(0.025, ne * q, ne * (1 - q) + 1) if q > 0 else 0.0
+    hi = stats.beta.ppf(0.975, ne * q + 1, ne * (1 - q))
+    assert res.table.loc["comprehensive_poverty_rate", "lci"] == pytest.approx(fl + (1 - fl) * lo, rel=1e-9)
+    assert res.table.loc["comprehensive_poverty_rate", "uci"] == pytest.approx(fl + (1 - fl) * hi, rel=1e-9)
+    assert res.table.loc["comprehensive_poverty_rate", "lci"] >= fl     # never below the register floor
     if case == "zero":
-        # both error rates 0 in the sample: the Wald interval collapses to P/R; the plug-in does not
+        # both error rates 0 in the sample: the Wald interval collapses to P/R; this one does not
         assert wald["lci"] == wald["uci"] == pytest.approx(P / R)
         assert res.table.loc["comprehensive_poverty_rate", "uci"] > P / R + 0.005
 
 
 def test_ci_method_from_policy_and_argument():
     fs, reg = _fixture()
-    assert POLICY.survey.ci_method == "korn_graubard"
+    assert POLICY.survey.ci_method == "korn_graubard_deff1"
     raw = copy.deepcopy(load_policy().raw)
     raw["survey"]["ci_method"] = "wald"
     res = estimate(fs, reg, "610102", 2018, policy=Policy(raw=raw, sources=("test",)))
@@ -198,7 +210,99 @@ def test_ci_method_from_policy_and_argument():
                             ci_method="korn_graubard")
     assert res.ci_method_requested == "korn_graubard"
     with pytest.raises(ExitAssessmentError, match="unknown ci_method"):
-        estimate(fs, reg, "610102", 2018, ci_method="wilson")
+        estimate(fs, reg, "610102", 2018, ci_method="agresti")
+
+
+def test_deff1_caps_the_effective_size_at_the_sampled_households():
+    # Korn-Graubard with the design effect truncated at 1: n_eff <= n x the df factor, so the
+    # interval is at least as wide as the untruncated one and as Clopper-Pearson on n households
+    fs, reg = _fixture()
+    a = estimate(_rare(fs, 1), reg, "610102", 2018, counties=COUNTIES_R, ci_method="korn_graubard")
+    b = estimate(_rare(fs, 1), reg, "610102", 2018, counties=COUNTIES_R, ci_method="korn_graubard_deff1")
+    for c in RATES:
+        r = R_KG[("near_zero", c)]
+        f = (stats.t.ppf(0.025, r["n"] - 1) / stats.t.ppf(0.025, r["df"])) ** 2
+        assert b.n_eff[c] == pytest.approx(min(r["neff"], r["n"] * f), rel=1e-9)
+        assert b.table.loc[c, "uci"] >= a.table.loc[c, "uci"] - 1e-15
+    p, ne = R_KG[("near_zero", "missed_poor_rate")]["est"], b.n_eff["missed_poor_rate"]
+    assert b.table.loc["missed_poor_rate", "uci"] == pytest.approx(stats.beta.ppf(0.975, ne * p + 1, ne * (1 - p)),
+                                                                   rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# two stages without replacement (fixture_fpc.csv: 14 of 15 poverty villages, 4 of 10 others)
+# ---------------------------------------------------------------------------------------------
+def _fixture_fpc(take_all: bool = False):
+    fs = pd.read_csv(FIX / "fixture_fpc.csv", dtype=IDS).drop(columns=["N_villages", "N_households"])
+    reg = pd.read_csv(FIX / "register_fpc.csv", dtype=IDS)
+    vil = pd.read_csv(FIX / "villages_fpc.csv", dtype=IDS)
+    for c in ("registration_year", "exit_year"):
+        reg[c] = reg[c].astype("Int64")
+    if take_all:  # as crosscheck.R: the register's non-poverty villages are the 4 sampled ones
+        keep = set(vil.loc[vil["is_poverty_village"], "village_code"]) | set(
+            fs.loc[fs["stratum"] == "non_poverty_village", "village_code"])
+        vil, reg = vil[vil["village_code"].isin(keep)], reg[reg["village_code"].isin(keep)]
+    return fs, reg, vil
+
+
+@pytest.mark.parametrize("case", ["fpc_full", "fpc_take_all"])
+def test_two_stage_fpc_agrees_with_r(case):
+    fs, reg, vil = _fixture_fpc(case == "fpc_take_all")
+    res = estimate(fs, reg, "610103", 2018, villages=vil, ci_method="wald")
+    for c in CRITERIA:
+        r = R_CRIT[(case, c)]
+        for f in ("est", "se", "lci", "uci", "df"):
+            assert res.table.loc[c, f] == pytest.approx(r[f], rel=1e-8, abs=1e-15), (case, c, f)
+    rc = R_COV[case]
+    want = np.array([[rc["we_we"], rc["we_mp"], rc["we_ap"]],
+                     [rc["we_mp"], rc["mp_mp"], rc["mp_ap"]],
+                     [rc["we_ap"], rc["mp_ap"], rc["ap_ap"]]])
+    np.testing.assert_allclose(np.array(res.covariance), want, rtol=1e-8, atol=1e-15)
+    # Korn-Graubard intervals on the same design (svyciprop(method="beta") on a subset)
+    kg = estimate(fs, reg, "610103", 2018, villages=vil, ci_method="korn_graubard")
+    for c in RATES:
+        r = R_KG[(case, c)]
+        assert kg.table.loc[c, "se"] == pytest.approx(r["se"], rel=1e-8), (case, c)
+        assert (kg.table.loc[c, "n"], kg.table.loc[c, "df"]) == (r["n"], r["df"])
+        assert kg.table.loc[c, "lci"] == pytest.approx(r["lci"], rel=1e-8), (case, c)
+        assert kg.table.loc[c, "uci"] == pytest.approx(r["uci"], rel=1e-8), (case, c)
+
+
+def test_domain_degrees_of_freedom_agree_with_r_svyciprop():
+    # as crosscheck.R: no exited household sampled in the first two non-poverty villages and the
+    # first poverty village; R's subset df is 13 for the wrongly-exited rate (16 for the design)
+    fs, reg, vil = _fixture_fpc()
+    nv = sorted(fs.loc[fs["stratum"] == "non_poverty_village", "village_code"].unique())[:2]
+    pv = sorted(fs.loc[fs["stratum"] == "poverty_village", "village_code"].unique())[:1]
+    fs = fs[~((fs["hh_stratum"] == "exited") & fs["village_code"].isin(nv + pv))]
+    kg = estimate(fs, reg, "610103", 2018, villages=vil, ci_method="korn_graubard")
+    for c in RATES:
+        r = R_KG[("fpc_domain", c)]
+        assert kg.table.loc[c, "df"] == r["df"]
+        for f in ("est", "se", "lci", "uci"):
+            assert kg.table.loc[c, f] == pytest.approx(r[f], rel=1e-8), (c, f)
+    assert kg.table.loc["wrongly_exited_rate", "df"] == 13 and kg.table.loc["comprehensive_poverty_rate", "df"] == 16
+    # the Wald interval of a rate uses the same domain df: est -/+ qt(0.975, 13) se
+    wald = estimate(fs, reg, "610103", 2018, villages=vil, ci_method="wald")
+    r = R_CRIT[("fpc_domain", "wrongly_exited_rate")]
+    q = stats.t.ppf(0.975, 13)
+    assert wald.table.loc["wrongly_exited_rate", "se"] == pytest.approx(r["se"], rel=1e-8)
+    assert wald.table.loc["wrongly_exited_rate", "lci"] == pytest.approx(r["est"] - q * r["se"], rel=1e-8)
+
+
+def test_fpc_shrinks_the_variance_of_a_near_census():
+    # 14 of 15 poverty villages sampled: with replacement (no villages table) overstates the SE of
+    # the wrongly-exited rate (R: 0.0641 against 0.0481 with the corrections)
+    fs, reg, vil = _fixture_fpc()
+    wr = estimate(fs, reg, "610103", 2018, ci_method="wald")
+    fpc = estimate(fs, reg, "610103", 2018, villages=vil, ci_method="wald")
+    assert wr.table.loc["wrongly_exited_rate", "se"] == pytest.approx(
+        R_CRIT[("fpc_wr", "wrongly_exited_rate")]["se"], rel=1e-8)
+    assert fpc.table.loc["wrongly_exited_rate", "se"] < 0.8 * wr.table.loc["wrongly_exited_rate", "se"]
+    # a village stratum of the sample without register villages is an error naming it
+    bad = fs.assign(stratum=np.where(fs["stratum"] == "poverty_village", "deep_poverty_village", fs["stratum"]))
+    with pytest.raises(ExitAssessmentError, match="deep_poverty_village"):
+        estimate(bad, reg, "610103", 2018, villages=vil)
 
 
 def test_default_singleton_rule_is_the_policy_one():
@@ -360,15 +464,17 @@ def test_no_wrongly_exited_in_sample_is_no_longer_a_certain_pass():
     assert (we["lci"], we["uci"]) == (0, pytest.approx(0.2027634341969683, rel=1e-9))
     assert (we["verdict"], we["official_verdict"]) == ("borderline", "pass")
     assert res.decision()["overall"] != "pass"
-    # missed: 54 persons in 18 households; comprehensive: Wald collapses to P/R = 0.001, KG plug-in
+    # missed: 54 persons in 18 households; comprehensive: Wald collapses to P/R = 0.001
     mp = res.table.loc["missed_poor_rate"]
     n_eff_mp = 18 * (stats.t.ppf(0.025, 17) / stats.t.ppf(0.025, 4)) ** 2
     assert mp["uci"] == pytest.approx(1 - 0.025 ** (1 / n_eff_mp), rel=1e-9)
     assert wald.table.loc["comprehensive_poverty_rate", ["lci", "uci"]].tolist() == pytest.approx([0.001, 0.001])
     comp = res.table.loc["comprehensive_poverty_rate"]
     assert comp["lci"] == pytest.approx(0.001)
-    # N = R - P - E = 10000 - 10 - 300 = 9690 non-registered rural persons (the register lists 1000)
-    assert comp["uci"] == pytest.approx((10 + 300 * we["uci"] + 9690 * mp["uci"]) / 10000, rel=1e-12)
+    # the share above the floor q = 0 with se 0: n_eff = 30 + 18 households x (qt(.025, 47)/qt(.025, 4))^2,
+    # upper q = 1 - 0.025^(1/n_eff); incidence upper = P/R + (1 - P/R) q = 0.001 + 0.999 q
+    n_eff_q = 48 * (stats.t.ppf(0.025, 47) / stats.t.ppf(0.025, 4)) ** 2
+    assert comp["uci"] == pytest.approx(0.001 + 0.999 * (1 - 0.025 ** (1 / n_eff_q)), rel=1e-12)
 
 
 def test_criterion_flags_and_reasons():
@@ -642,3 +748,23 @@ def test_operating_characteristic_is_reproducible(synth_county):
     with pytest.raises(ValueError, match="comprehensive"):
         operating_characteristic(households, villages, truth, "610101", 2018, policy=POLICY, n_reps=2,
                                  set_rates={"comprehensive_poverty_rate": [0.01]})
+
+
+def test_replicate_criteria_equal_assess_sample_replicate_by_replicate(synth_county):
+    # the vectorized operating characteristic estimates exactly what a real assessment does
+    villages, households, truth = synth_county
+    d = SampleDesign.from_policy(POLICY, villages_per_stratum={"poverty_village": 6, "non_poverty_village": 5})
+    samples = [draw_sample(households, villages, 2018, d, seed=s) for s in range(6)]
+    big, rep = stack_samples(samples)
+    tix = truth_index(truth, 2018)
+    for ci in ("korn_graubard_deff1", "wald"):
+        ctx = county_context(households, "610101", 2018, POLICY, villages=villages, ci_method=ci)
+        rc = replicate_criteria(ctx, fill_survey(big, tix, 2018), rep, len(samples))
+        lo, hi = rc.intervals(ci)
+        for i, s in enumerate(samples):
+            t = assess_sample(ctx, fill_survey(s, tix, 2018)).table
+            np.testing.assert_allclose(rc.est[i], t["est"], rtol=1e-10, atol=1e-15)
+            np.testing.assert_allclose(rc.se[i], t["se"], rtol=1e-9, atol=1e-15)
+            np.testing.assert_array_equal(rc.df[i], t["df"])
+            np.testing.assert_allclose(lo[i], t["lci"], rtol=1e-9, atol=1e-15)
+            np.testing.assert_allclose(hi[i], t["uci"], rtol=1e-9, atol=1e-15)

@@ -19,6 +19,8 @@ from evalkit.measures import (
     poverty_measures,
     watts,
 )
+from evalkit.measures.alkire_foster import deprivation_scores
+from evalkit.measures.poverty import gini_linearized
 
 POLICY = load_policy()  # tests are entry points: the default policy, passed explicitly
 GUARANTEES = ["food_clothing_ok", "education_ok", "medical_ok", "housing_ok", "water_ok"]
@@ -350,6 +352,78 @@ def test_poverty_measures_by_group_equals_each_group_alone():
         assert got["value"].iloc[4] == pytest.approx(gini(part["y"], pw))
 
 
+def test_poverty_measures_zero_income_makes_watts_alone_nan_with_a_note():
+    # [0, 2000, 5000], z = 2952: poor 0 and 2000 -> FGT0 = 2/3;
+    # FGT1 = (2952/2952 + 952/2952)/3 = (1 + 0.322493)/3 = 0.440831.
+    # Gini: mean 7000/3; unordered diffs 2000 + 5000 + 3000 = 10000, ordered 20000;
+    #   G = 20000 / (2 x 9 x 7000/3) = 20000/42000 = 0.476190. Watts needs ln(2952/0): undefined.
+    df = pd.DataFrame({"y": [0.0, 2000.0, 5000.0]})
+    out = poverty_measures(df, "y", Z)
+    v = out.set_index("measure")["value"]
+    assert v["fgt0"] == pytest.approx(2 / 3)
+    assert v["fgt1"] == pytest.approx((1 + 952 / 2952) / 3)
+    assert v["gini"] == pytest.approx(20000 / 42000)
+    assert np.isnan(v["watts"])
+    assert [n.key for n in out.attrs["notes"]] == ["note_watts_undefined"]
+    assert out.attrs["notes"][0].fields == {"n": 1}
+    assert "Watts" in out.attrs["notes"][0].render("en")
+    # By group: only the group holding the zero income loses its Watts.
+    df2 = pd.DataFrame({"y": [0.0, 2000.0, 5000.0, 1000.0, 4000.0], "g": ["a", "a", "a", "b", "b"]})
+    got = poverty_measures(df2, "y", Z, by="g")
+    w = got[got["measure"] == "watts"].set_index("g")["value"]
+    assert np.isnan(w["a"]) and w["b"] == pytest.approx(math.log(2.952) / 2)
+    assert out.attrs["notes"][0].key == "note_watts_undefined"
+    assert got.attrs["notes"][0].key == "note_watts_undefined_groups"
+    assert got.attrs["notes"][0].fields == {"n": 1, "groups": ["a"]}
+    assert poverty_measures(pd.DataFrame({"y": Y}), "y", Z).attrs["notes"] == []
+
+
+def test_poverty_measures_gini_undefined_note():
+    # Group b has mean income (-500 + 100)/2 < 0: Gini NaN there alone, with a note.
+    df = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0, -500.0, 100.0], "g": ["a"] * 4 + ["b"] * 2})
+    out = poverty_measures(df, "y", Z, by="g")
+    g = out[out["measure"] == "gini"].set_index("g")["value"]
+    assert g["a"] == pytest.approx(0.25) and np.isnan(g["b"])
+    assert {n.key for n in out.attrs["notes"]} == {"note_watts_undefined_groups", "note_gini_undefined_groups"}
+
+
+def test_poor_if_strict_option():
+    # Default (docs/policy.md §2): income on the line is poor; poor_if="lt": it is not.
+    # [2952, 2000, 5000]: default FGT0 = 2/3; "lt" FGT0 = 1/3; FGT1 is the same (the gap at z is 0).
+    y = [2952.0, 2000.0, 5000.0]
+    assert fgt(y, Z, 0) == pytest.approx(2 / 3)
+    assert fgt(y, Z, 0, poor_if="lt") == pytest.approx(1 / 3)
+    assert fgt(y, Z, 1, poor_if="lt") == pytest.approx(fgt(y, Z, 1))
+    assert watts(y, Z, poor_if="lt") == pytest.approx(watts(y, Z))
+    v = poverty_measures(pd.DataFrame({"y": y}), "y", Z, poor_if="lt").set_index("measure")["value"]
+    assert v["fgt0"] == pytest.approx(1 / 3)
+    with pytest.raises(MeasureError, match="poor_if"):
+        poverty_measures(pd.DataFrame({"y": y}), "y", Z, poor_if="below")
+
+
+def test_gini_linearized_is_the_derivative_in_the_weights():
+    # u_k = dG/dw_k: compare with central differences of gini(); ties included; sum_k w_k u_k = 0.
+    rng = np.random.default_rng(5)
+    y = np.round(rng.lognormal(8, 0.7, 40), -3)  # rounding makes ties
+    w = rng.uniform(1, 5, 40)
+    g_hat, u = gini_linearized(y, w)
+    assert g_hat[0] == pytest.approx(gini(y, w), rel=1e-12)
+    h = 1e-6
+    num = np.empty(40)
+    for k in range(40):
+        up, dn = w.copy(), w.copy()
+        up[k] += h
+        dn[k] -= h
+        num[k] = (gini(y, up) - gini(y, dn)) / (2 * h)
+    np.testing.assert_allclose(u, num, rtol=1e-5, atol=1e-9)
+    assert np.sum(w * u) == pytest.approx(0.0, abs=1e-12)
+    # by group: each group's own Gini
+    grp = np.repeat([0, 1], 20)
+    g2, u2 = gini_linearized(y, w, grp)
+    assert g2 == pytest.approx([gini(y[:20], w[:20]), gini(y[20:], w[20:])])
+    assert u2[20:] == pytest.approx(gini_linearized(y[20:], w[20:])[1])
+
+
 def test_poverty_measures_rejects_missing_income():
     df = pd.DataFrame({"y": [1000.0, np.nan]})
     with pytest.raises(MeasureError, match="missing"):
@@ -459,6 +533,18 @@ def test_af_deprivation_flags_and_defaults():
     assert v[("contribution_pct", "housing_ok")] == pytest.approx(50)
     assert v[("contribution_pct", "income_above_line")] == pytest.approx(50)
     assert v[("contribution_pct", "food_clothing_ok")] == pytest.approx(0)
+
+
+def test_af_without_poor_gives_nan_intensity_and_a_note():
+    # k = 1 with nobody deprived in all three: H = M0 = 0, A undefined (NaN) with a note.
+    out = alkire_foster(AF.iloc[:3], DIMS, k=1.0)
+    v = _af_values(out)
+    assert v[("H", None)] == 0 and v[("M0", None)] == 0 and np.isnan(v[("A", None)])
+    assert [n.key for n in out.attrs["notes"]] == ["note_af_intensity_undefined"]
+    assert alkire_foster(AF, DIMS, k=1.0).attrs["notes"] == []
+    sc = deprivation_scores(AF, DIMS, k=2 / 3)
+    assert sc["score"].tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    assert sc["poor"].tolist() == [False, False, True, True]
 
 
 def test_af_rejects_missing_dimension_values_and_bad_k():

@@ -1,6 +1,8 @@
 """Tests of evalkit.survey: strata, two-stage selection, weights, survey filling, sample size."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,9 +17,12 @@ from evalkit.survey import (
     FIELD_SURVEY_COLUMNS,
     SAMPLE_COLUMNS,
     SampleDesign,
+    SurveyDesign,
+    domain_df_replicates,
     draw_sample,
     plan_sample_size,
     power_at,
+    ratio_replicates,
     survey_from_truth,
 )
 from frames import frame_county
@@ -384,3 +389,43 @@ def test_planned_size_replayed_with_operating_characteristic():
     assert full >= 0.55, full
     assert half <= full - 0.2, (half, full)
     assert power_at(30 * 16, 16, p, thr) < 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# many replicates at once (evalkit.survey.ratio_replicates) = SurveyDesign replicate by replicate
+# ---------------------------------------------------------------------------------------------
+def _fpc_replicates() -> list[pd.DataFrame]:
+    ids = {"household_id": str, "village_code": str, "county_code": str}
+    fs = pd.read_csv(Path(__file__).parent / "fixtures_r" / "fixture_fpc.csv", dtype=ids)
+    fs["we"] = fs["household_size"] * (fs["hh_stratum"] == "exited") * (fs["surveyed_income_per_capita"] < 6000)
+    fs["ex"] = fs["household_size"] * (fs["hh_stratum"] == "exited")
+    fs["ap"] = fs["approves"].astype(float)
+    fs["one"] = 1.0
+    first = sorted(fs["village_code"].unique())[:3]
+    r1 = fs[~((fs["hh_stratum"] == "exited") & fs["village_code"].isin(first))]       # a domain gap
+    r2 = fs.assign(N_villages=np.where(fs["stratum"] == "non_poverty_village", 4, fs["N_villages"]))  # take-all
+    r3 = fs.assign(weight=fs["weight"] * np.linspace(0.7, 1.3, len(fs)))                  # other weights
+    return [fs, r1, r2, r3]
+
+
+@pytest.mark.parametrize("fpc", [True, False])
+def test_ratio_replicates_equal_survey_design(fpc):
+    reps = _fpc_replicates()
+    st = pd.concat([r.assign(rep=i) for i, r in enumerate(reps)], ignore_index=True)
+    pops = {"pop_psu": st["N_villages"].to_numpy(), "ssu_strata": st["hh_stratum"].to_numpy(),
+            "pop_ssu": st["N_households"].to_numpy()} if fpc else {}
+    got = ratio_replicates(st["rep"].to_numpy(), st["stratum"].to_numpy(), st["village_code"].to_numpy(),
+                           st["weight"].to_numpy(), st[["we", "ap"]].to_numpy(), st[["ex", "one"]].to_numpy(),
+                           **pops)
+    for i, r in enumerate(reps):
+        kw = {"pop_psu": "N_villages", "ssu_strata": "hh_stratum", "pop_ssu": "N_households"} if fpc else {}
+        d = SurveyDesign(r, weight="weight", strata="stratum", psu="village_code", **kw)
+        e = d.ratios({"we": (r["we"], r["ex"]), "ap": (r["ap"], r["one"])})
+        np.testing.assert_allclose(got.est[i], [e["we"].est, e["ap"].est], rtol=1e-10)
+        np.testing.assert_allclose(got.cov[i], e.covariance, rtol=1e-10, atol=1e-16)
+        assert got.df[i] == e["we"].df
+        exited = (r["hh_stratum"] == "exited").to_numpy()
+        assert domain_df_replicates(st["rep"].to_numpy(), st["stratum"].to_numpy(), st["village_code"].to_numpy(),
+                                    (st["hh_stratum"] == "exited").to_numpy(), len(reps))[i] == d.domain_df(exited)
+    if fpc:  # the replicate with take-all non-poverty villages has less variance than the full one
+        assert got.cov[2, 0, 0] < got.cov[0, 0, 0]

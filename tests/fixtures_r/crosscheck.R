@@ -65,8 +65,11 @@ show <- function(design_name, crit, est, se, D) {
               design_name, crit, est, se, est - tq * se, est + tq * se, df))
 }
 
-run <- function(design_name, dd) {
-  D <- svydesign(ids = ~village_code, strata = ~stratum, weights = ~weight, data = dd, nest = TRUE)
+wr_design <- function(dd, w = ~weight)
+  svydesign(ids = ~village_code, strata = ~stratum, weights = w, data = dd, nest = TRUE)
+
+run <- function(design_name, dd, make = wr_design) {
+  D <- make(dd)
   rr <- svyratio(~we_num + mp_num, ~we_den + mp_den, D, covmat = TRUE)
   V <- vcov(rr); cf <- coef(rr); nm <- names(cf)
   iwe <- which(nm == "we_num/we_den"); imp <- which(nm == "mp_num/mp_den")
@@ -94,9 +97,9 @@ run <- function(design_name, dd) {
 # subset(); estimate and SE equal svyratio(~we_num, ~we_den) on the household design (printed
 # for the check). n = nrow(design) = sampled households in the domain, df = degf(domain design).
 # R gives NaN bounds when the variance is 0 (p = 0 or 1).
-kg <- function(design_name, dd) {
-  Dp <- svydesign(ids = ~village_code, strata = ~stratum, weights = ~wp, data = dd, nest = TRUE)
-  Dh <- svydesign(ids = ~village_code, strata = ~stratum, weights = ~weight, data = dd, nest = TRUE)
+kg <- function(design_name, dd, make = wr_design) {
+  Dp <- make(dd, ~wp)
+  Dh <- make(dd)
   one <- function(crit, D, ci) {
     p <- as.numeric(ci); v <- as.numeric(attr(ci, "var")); b <- attr(ci, "ci")
     neff <- p * (1 - p) / v * (qt(0.025, nrow(D) - 1) / qt(0.025, degf(D)))^2
@@ -130,3 +133,51 @@ for (opt in c("certainty", "adjust", "average")) {
   kg(paste0("singleton_", opt), ds)
 }
 options(survey.lonely.psu = "fail")
+
+# ---- two-stage design without replacement (fixture_fpc.csv, county 610103, 2018) -------------
+# ids = village, household; strata = village stratum at stage 1 and village x household stratum
+# (cell) at stage 2; fpc = population sizes from the register: villages per village stratum,
+# households per village x household stratum. R's multistage variance: stage-1 term with
+# (1 - n/N), plus n/N times the stage-2 term of each sampled village. No counties table: the
+# rural population is the register's persons.
+options(survey.lonely.psu = "certainty")
+fpc_design <- function(dd, w = ~weight)
+  svydesign(ids = ~village_code + household_id, strata = ~stratum + cell, fpc = ~N_villages + N_households,
+            weights = w, data = dd, nest = TRUE)
+d2 <- read.csv(file.path(dir, "fixture_fpc.csv"), colClasses = ids)
+reg2 <- read.csv(file.path(dir, "register_fpc.csv"), colClasses = ids)
+for (g in c(guar, "approves")) d2[[g]] <- as_lgl(d2[[g]])
+reg2$registered <- as_lgl(reg2$registered)
+d2 <- add_flags(d2)
+d2$cell <- paste(d2$village_code, d2$hh_stratum)
+register_totals <- function(reg) {
+  registered <- reg$registered & (is.na(reg$registration_year) | reg$registration_year <= year)
+  exited <- registered & !is.na(reg$exit_year) & reg$exit_year <= year
+  P <<- sum(reg$household_size[registered & !exited]); E <<- sum(reg$household_size[exited])
+  R <<- sum(reg$household_size); N <<- R - P - E
+  cat(sprintf("register P=%.15g E=%.15g N=%.15g R=%.15g\n", P, E, N, R))
+}
+register_totals(reg2)
+run("fpc_full", d2, fpc_design)
+kg("fpc_full", d2, fpc_design)
+run("fpc_wr", d2)          # the same sample with stage 1 with replacement (for comparison)
+# take-all: the register's non-poverty villages are only the 4 sampled ones (a census of
+# villages in that stratum: certainty units, no stage-1 variance there)
+d3 <- d2
+d3$N_villages[d3$stratum == "non_poverty_village"] <- length(unique(d3$village_code[d3$stratum == "non_poverty_village"]))
+keep_v <- unique(c(d3$village_code[d3$stratum == "non_poverty_village"]))
+vil2 <- read.csv(file.path(dir, "villages_fpc.csv"), colClasses = ids)
+pov_v <- vil2$village_code[as_lgl(vil2$is_poverty_village)]
+register_totals(reg2[reg2$village_code %in% c(pov_v, keep_v), ])
+run("fpc_take_all", d3, fpc_design)
+kg("fpc_take_all", d3, fpc_design)
+# domain degrees of freedom: no exited household sampled in two of the non-poverty villages and
+# one poverty village (svyciprop on the subset uses degf of the subset: 15 - 2 = 13 for the
+# wrongly-exited rate, 16 for the design)
+d4 <- d2
+nv <- sort(unique(d4$village_code[d4$stratum == "non_poverty_village"]))[1:2]
+pv <- sort(unique(d4$village_code[d4$stratum == "poverty_village"]))[1]
+d4 <- d4[!(d4$hh_stratum == "exited" & d4$village_code %in% c(nv, pv)), ]
+register_totals(reg2)
+run("fpc_domain", d4, fpc_design)
+kg("fpc_domain", d4, fpc_design)

@@ -66,3 +66,65 @@ fixture.iloc[0, fixture.columns.get_loc("surveyed_income_per_capita")] = LINE
 fixture.to_csv(HERE / "fixture.csv", index=False)
 register.drop(columns=[c for c in register.columns if c.startswith("_")]).to_csv(HERE / "register.csv", index=False)
 print(len(fixture), "sampled households;", len(register), "register households")
+
+# ---- two-stage fixture with population sizes (finite-population corrections) ----------------
+# County 610103: 15 poverty villages of which 14 are drawn (a near-census stratum) and 10
+# non-poverty villages of which 4 are drawn, both by SRS without replacement; households by SRS
+# without replacement within village x household stratum. register_fpc.csv / villages_fpc.csv are
+# the register (the frame with the village strata); fixture_fpc.csv is the field survey, with the
+# register's population sizes as extra columns for R only (N_villages per village stratum,
+# N_households per village x household stratum).
+rng2 = np.random.default_rng(20261129)
+C2 = "610103"
+n_v = {"poverty_village": (15, 14), "non_poverty_village": (10, 4)}
+vrows, hrows = [], []
+for s_name, (N_v, _) in n_v.items():
+    for i in range(N_v):
+        vrows.append({"village_code": f"{C2}{len(vrows) + 1:06d}", "county_code": C2,
+                      "is_poverty_village": s_name == "poverty_village"})
+villages2 = pd.DataFrame(vrows)
+vstr = np.where(villages2["is_poverty_village"], "poverty_village", "non_poverty_village")
+sizes2 = rng2.integers(15, 60, len(villages2))
+v2 = np.repeat(villages2["village_code"].to_numpy(), sizes2)
+pov2 = np.repeat(villages2["is_poverty_village"].to_numpy(), sizes2)
+n2 = v2.size
+reg2_registered = rng2.random(n2) < np.where(pov2, 0.45, 0.25)
+reg2_exited = reg2_registered & (rng2.random(n2) < 0.8)
+register2 = pd.DataFrame({
+    "household_id": [f"{C2}{i:010d}" for i in range(n2)], "village_code": v2, "county_code": C2,
+    "household_size": rng2.integers(1, 8, n2), "registered": reg2_registered,
+    "registration_year": pd.Series(np.where(reg2_registered, 2014, np.nan)).astype("Int64"),
+    "exit_year": pd.Series(np.where(reg2_exited, rng2.integers(2015, YEAR + 1, n2), np.nan)).astype("Int64"),
+})
+hs2 = np.where(reg2_exited, "exited", np.where(reg2_registered, "poor", "non_registered"))
+# stage 1: SRSWOR of villages in each stratum
+chosen = []
+for s_name, (N_v, n_s) in n_v.items():
+    codes = villages2["village_code"].to_numpy()[vstr == s_name]
+    chosen += sorted(rng2.choice(codes, n_s, replace=False).tolist())
+r2 = register2.assign(_hs=hs2, _stratum=np.repeat(vstr, sizes2))
+r2["_Nv"] = r2["_stratum"].map({k: v[0] for k, v in n_v.items()})
+r2["_nv"] = r2["_stratum"].map({k: v[1] for k, v in n_v.items()})
+r2["_M"] = r2.groupby(["village_code", "_hs"])["household_id"].transform("size")
+r2["_rank"] = pd.Series(rng2.random(n2)).groupby([v2, hs2]).rank().to_numpy()
+take2 = r2["village_code"].isin(chosen).to_numpy() & (r2["_rank"].to_numpy() <= r2["_hs"].map(want).to_numpy())
+s2 = r2.loc[take2].copy()
+m2 = s2.groupby(["village_code", "_hs"])["household_id"].transform("size")
+s2["prob_village"] = s2["_nv"] / s2["_Nv"]
+s2["prob_household"] = m2 / s2["_M"]
+s2["weight"] = 1.0 / (s2["prob_village"] * s2["prob_household"])
+k2 = len(s2)
+fixture2 = pd.DataFrame({
+    "county_code": C2, "survey_year": YEAR, "household_id": s2["household_id"],
+    "village_code": s2["village_code"], "stratum": s2["_stratum"], "hh_stratum": s2["_hs"],
+    "prob_village": s2["prob_village"], "prob_household": s2["prob_household"], "weight": s2["weight"],
+    "household_size": s2["household_size"],
+    "surveyed_income_per_capita": np.round(LINE * rng2.lognormal(0.6, 0.45, k2), 2),
+    **{g: rng2.random(k2) > 0.04 for g in ["food_clothing_ok", "education_ok", "medical_ok", "housing_ok", "water_ok"]},
+    "approves": rng2.random(k2) < 0.9,
+    "N_villages": s2["_Nv"], "N_households": s2["_M"],
+})
+fixture2.to_csv(HERE / "fixture_fpc.csv", index=False)
+register2.to_csv(HERE / "register_fpc.csv", index=False)
+villages2.to_csv(HERE / "villages_fpc.csv", index=False)
+print(len(fixture2), "sampled households (fpc fixture);", len(register2), "register households")

@@ -11,16 +11,28 @@ from evalkit.assessment.criteria import (
     CriteriaResult,
     assess_sample,
     county_context,
+    criteria_intervals,
     criterion_flags,
     estimate_criteria,
+    finite_population_columns,
+    population_sizes,
     register_totals,
 )
 from evalkit.assessment.result import CRITERIA, CriterionResult, ExitResult
-from evalkit.assessment.simulation import operating_characteristic, set_truth, true_rates
+from evalkit.assessment.simulation import (
+    ReplicateCriteria,
+    operating_characteristic,
+    replicate_criteria,
+    set_truth,
+    stack_samples,
+    true_rates,
+)
 from evalkit.assessment.verdicts import decision, verdicts
 
 __all__ = [
     "CRITERIA", "RATES", "CI_METHODS", "CountyContext", "CriteriaResult", "CriterionResult", "ExitResult",
     "assess_sample", "county_context", "criterion_flags", "estimate_criteria", "register_totals",
     "operating_characteristic", "set_truth", "true_rates", "decision", "verdicts",
+    "criteria_intervals", "finite_population_columns", "population_sizes", "ReplicateCriteria",
+    "replicate_criteria", "stack_samples",
 ]

@@ -5,7 +5,8 @@ survey design (:class:`evalkit.survey.SurveyDesign`: strata = village stratum, P
 design weights) and estimates the wrongly-exited rate, the missed-poor rate, the approval rate
 and the comprehensive poverty incidence (docs/policy.md §3-§4). The three rates are estimated
 together, so the incidence, a linear combination of two of them, gets its SE from their joint
-covariance. Intervals: 'korn_graubard' (default; R ``svyciprop(method="beta")``) or 'wald'
+covariance. Intervals: :func:`evalkit.assessment.criteria_intervals` (default Korn-Graubard with the
+design effect truncated at 1) or 'wald'
 (svy's t interval); see :func:`estimate_criteria`. Verdicts are in
 :mod:`evalkit.assessment.verdicts`.
 """
@@ -16,7 +17,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import stdtrit
 
+from evalkit.assessment.intervals import criteria_intervals
+from evalkit.assessment.population import finite_population_columns, population_sizes
 from evalkit.assessment.result import CRITERIA
 from evalkit.assessment.verdicts import decision, verdicts
 from evalkit.config import Policy
@@ -27,15 +31,18 @@ from evalkit.survey import Estimates, SurveyDesign, korn_graubard, singleton_rul
 from evalkit.text import Note
 
 __all__ = ["CI_METHODS", "RATES", "CountyContext", "CriteriaResult", "county_context", "criterion_flags",
+           "population_sizes", "finite_population_columns", "criteria_intervals",
            "register_totals", "estimate_criteria", "assess_sample", "poverty_line_for", "thresholds_for",
            "county_households"]
 
-#: Interval methods of the three sample proportions.
-CI_METHODS: tuple[str, ...] = ("korn_graubard", "wald")
+#: Interval methods of the three sample proportions (and, mapped, of the incidence).
+CI_METHODS: tuple[str, ...] = ("korn_graubard", "korn_graubard_deff1", "wald", "logit", "wilson", "wilson_deff1")
 #: The three criteria estimated from the sample (the fourth combines two of them with the register).
 RATES: tuple[str, ...] = CRITERIA[:3]
 _CI_ALIASES: dict[str, str] = {"korn_graubard": "korn_graubard", "korn-graubard": "korn_graubard",
-                               "kg": "korn_graubard", "beta": "korn_graubard", "wald": "wald"}
+                               "kg": "korn_graubard", "beta": "korn_graubard", "wald": "wald",
+                               "logit": "logit", "wilson": "wilson", "korn_graubard_deff1": "korn_graubard_deff1",
+                               "wilson_deff1": "wilson_deff1"}
 _EXITED, _POOR, _NONREG = HH_STRATA
 _INCOME = "surveyed_income_per_capita"
 _REQUIRED_SURVEY = ("county_code", "survey_year", "household_id", "village_code", "stratum",
@@ -224,12 +231,23 @@ class CountyContext:
     singleton: str
     frame_villages: frozenset
     register: dict
+    #: Register villages (with households) per village stratum, None without the villages table.
+    villages_per_stratum: dict | None = None
+    #: Register households per (village_code, hh_stratum), for the second-stage correction.
+    households_per_cell: pd.Series | None = None
+
 
 
 def county_context(households: pd.DataFrame, county: str, year: int, policy: Policy, *,
                    confidence: float | None = None, singleton: Any = None,
-                   counties: pd.DataFrame | None = None, ci_method: str | None = None) -> CountyContext:
-    """The sample-independent part of an assessment (thresholds, register totals, rules)."""
+                   counties: pd.DataFrame | None = None, ci_method: str | None = None,
+                   villages: pd.DataFrame | None = None) -> CountyContext:
+    """The sample-independent part of an assessment (thresholds, register totals, rules).
+
+    With ``villages`` (the village table: village strata) the variance is that of the two-stage
+    design without replacement (population sizes of :func:`population_sizes`); without it, stage 1
+    is treated as with replacement (R ``survey``'s default, conservative).
+    """
     county, year = str(county), int(year)
     line = poverty_line_for(policy, year)
     region, thr = thresholds_for(policy, county)
@@ -243,10 +261,11 @@ def county_context(households: pd.DataFrame, county: str, year: int, policy: Pol
         raise ExitAssessmentError(str(e)) from None
     ci = _ci_method(sec.ci_method if ci_method is None else ci_method)
     hh = county_households(households, county)
+    pops = population_sizes(hh, villages, county, year) if villages is not None else (None, None)
     return CountyContext(policy, county, year, line, region, thr, conf, ci,
                          sec.singleton_method if singleton is None else singleton,
                          frozenset(hh["village_code"].astype(str).unique()),
-                         register_totals(hh, county, year, counties))
+                         register_totals(hh, county, year, counties), *pops)
 
 
 @dataclass(frozen=True)
@@ -255,8 +274,8 @@ class CriteriaResult:
 
     ``table`` has index ``criterion`` (:data:`CRITERIA`) and columns est, se, lci, uci, n (sampled
     households in the denominator), df, threshold, direction, verdict, official_verdict.
-    ``ci_method`` names each criterion's interval ('korn_graubard', 'wald', or for the incidence
-    under Korn-Graubard 'wald_widened_by_kg_plug_in'); ``wald_ci`` holds svy's Wald intervals;
+    ``ci_method`` names each criterion's interval (the method, or for the incidence
+    '<method>_of_share_above_register_floor'); ``wald_ci`` holds the Wald intervals;
     ``n_eff`` the Korn-Graubard effective sizes; ``covariance`` the joint covariance of the three
     sample rates (``covariance_keys`` order); ``notes`` are :class:`~evalkit.text.Note` objects.
     """
@@ -296,7 +315,8 @@ class CriteriaResult:
 # --------------------------------------------------------------------------------------------
 def estimate_criteria(field_survey: pd.DataFrame, households: pd.DataFrame, county: str, year: int,
                       policy: Policy, confidence: float | None = None, singleton: Any = None, *,
-                      counties: pd.DataFrame | None = None, ci_method: str | None = None) -> CriteriaResult:
+                      counties: pd.DataFrame | None = None, ci_method: str | None = None,
+                      villages: pd.DataFrame | None = None) -> CriteriaResult:
     """Estimate the four exit criteria of one county with design-based CIs and verdicts.
 
     * ``wrongly_exited_rate`` = weighted wrongly-exited persons / weighted exited persons;
@@ -307,15 +327,15 @@ def estimate_criteria(field_survey: pd.DataFrame, households: pd.DataFrame, coun
 
     Intervals (``ci_method``, default the policy's ``[survey] ci_method``):
 
-    * 'wald': svy's t intervals on the design df, for all four criteria (R ``survey`` exactly).
-    * 'korn_graubard': for the three proportions the Korn-Graubard interval of R
-      ``svyciprop(method="beta")`` from svy's estimate and SE (:func:`evalkit.survey.korn_graubard`,
-      n = sampled households in the domain, df = design df). Where se = 0 (no case, or only cases,
-      in the sample; R gives NaN) the effective size is the number of sampled HOUSEHOLDS of the
-      domain (design effect 1 on households: members share their household's status). The
-      incidence keeps svy's Wald interval widened to contain the plug-in of the component bounds,
-      (P + E lci_we + N lci_mp)/R and (P + E uci_we + N uci_mp)/R, and its lower bound is never
-      below the register floor P/R.
+    * 'wald': svy's t intervals (R ``survey``), the three rates on their domain df
+      (:meth:`evalkit.survey.SurveyDesign.domain_df`, R's ``degf`` of a subset).
+    * 'korn_graubard_deff1' (policy default), 'korn_graubard', 'logit', 'wilson', 'wilson_deff1':
+      :func:`evalkit.assessment.criteria_intervals` — for the three proportions the named interval
+      (Korn-Graubard = R ``svyciprop(method="beta")``; '_deff1' caps the effective size at the
+      sampled households), n = sampled households in the domain, df = domain df; where se = 0 the
+      effective size is the sampled HOUSEHOLDS of the domain. The incidence is P/R + (1 - P/R) q
+      with q's interval by the same method from the joint covariance: never below the register
+      floor P/R. The choice is documented in docs/methods.md (coverage benchmark).
 
     Parameters
     ----------
@@ -336,7 +356,14 @@ def estimate_criteria(field_survey: pd.DataFrame, households: pd.DataFrame, coun
         :data:`evalkit.survey.SINGLETON_RULES`); the policy's ``singleton_method`` if None.
     counties : pandas.DataFrame, optional
         For the county's ``rural_population``.
-    ci_method : {'korn_graubard', 'wald'}, optional
+    ci_method : str, optional
+        One of :data:`CI_METHODS`.
+    villages : pandas.DataFrame, optional
+        Village table (village strata) of the register: with it the variance is the two-stage
+        one without replacement, with the register's population sizes (villages per village
+        stratum, households per village x household stratum); a stratum taken whole, or a
+        village drawn with probability 1 (``prob_village``), is a certainty unit without
+        stage-1 variance. Without it, stage 1 is with replacement.
 
     Returns
     -------
@@ -350,7 +377,7 @@ def estimate_criteria(field_survey: pd.DataFrame, households: pd.DataFrame, coun
         strata under the 'fail' rule, or a design without degrees of freedom.
     """
     ctx = county_context(households, county, year, policy, confidence=confidence, singleton=singleton,
-                         counties=counties, ci_method=ci_method)
+                         counties=counties, ci_method=ci_method, villages=villages)
     return assess_sample(ctx, field_survey)
 
 
@@ -404,6 +431,12 @@ def _checked_flags(ctx: CountyContext, fs: pd.DataFrame) -> tuple[pd.DataFrame, 
 
 def _design(ctx: CountyContext, fs: pd.DataFrame) -> SurveyDesign:
     try:
+        if ctx.villages_per_stratum is not None:
+            return SurveyDesign(finite_population_columns(fs, ctx.villages_per_stratum, ctx.households_per_cell,
+                                                          ctx.county), weight="weight", strata="__stratum1__",
+                                psu="village_code", singleton=ctx.singleton, confidence=ctx.confidence,
+                                psu_name="village", pop_psu="__N_villages__", ssu_strata="hh_stratum",
+                                pop_ssu="__N_households__")
         return SurveyDesign(fs, weight="weight", strata="stratum", psu="village_code",
                             singleton=ctx.singleton, confidence=ctx.confidence, psu_name="village")
     except SurveyError as e:
@@ -433,19 +466,6 @@ def _estimate_rates(ctx: CountyContext, design: SurveyDesign, flags: pd.DataFram
     return rates, vals
 
 
-def _korn_graubard_intervals(ctx: CountyContext, vals: np.ndarray, n_units: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Replace the Wald intervals by Korn-Graubard ones in place; returns (n_eff, methods)."""
-    reg = ctx.register
-    E, N, P, R = (reg["exited_persons"], reg["non_registered_persons"], reg["remaining_poor_persons"],
-                  reg["rural_population"])
-    lo, hi, n_eff = korn_graubard(vals[:3, 0], vals[:3, 1], n_units[:3], vals[:3, 4], 1.0 - ctx.confidence,
-                                  n_units[:3].astype(float))
-    vals[:3, 2], vals[:3, 3] = lo, hi
-    vals[3, 2] = min(vals[3, 2], (P + E * lo[0] + N * lo[1]) / R)
-    vals[3, 3] = max(vals[3, 3], (P + E * hi[0] + N * hi[1]) / R)
-    return n_eff, {**dict.fromkeys(RATES, "korn_graubard"), "comprehensive_poverty_rate": "wald_widened_by_kg_plug_in"}
-
-
 def assess_sample(ctx: CountyContext, field_survey: pd.DataFrame) -> CriteriaResult:
     """The per-sample part of :func:`estimate_criteria` (the operating characteristic reuses ``ctx``)."""
     fs = _county_sample(field_survey, ctx.county, ctx.year)
@@ -454,20 +474,27 @@ def assess_sample(ctx: CountyContext, field_survey: pd.DataFrame) -> CriteriaRes
     design = _design(ctx, fs)
     rates, vals = _estimate_rates(ctx, design, flags, approves)
     n = design.n
+    # Domain degrees of freedom (R's degf on a subset, as svyciprop uses): the villages with a
+    # member of the domain less their strata; the t intervals of the three rates use them.
+    hs = flags["hh_stratum"].to_numpy()
+    vals[:3, 4] = [design.domain_df(hs == _EXITED), design.domain_df(hs == _NONREG), vals[2, 4]]
+    q = stdtrit(np.maximum(vals[:3, 4], 1.0), 1.0 - (1.0 - ctx.confidence) / 2)
+    vals[:3, 2], vals[:3, 3] = vals[:3, 0] - q * vals[:3, 1], vals[:3, 0] + q * vals[:3, 1]
     wald = vals[:, 2:4].copy()
     n_units = np.array([n_ex, n_nr, n, n_ex + n_nr])
     n_eff = np.full(3, np.nan)
     methods = dict.fromkeys(CRITERIA, "wald")
-    kg = ctx.ci_method == "korn_graubard"
-    if kg and (vals[:, 4] > 0).all():
-        n_eff, methods = _korn_graubard_intervals(ctx, vals, n_units)
-    # The incidence cannot lie below the registered poor alone (P/R, a register count without
-    # sampling error, both rates being >= 0). Only with korn_graubard: 'wald' stays R's interval.
-    floor = ctx.register["remaining_poor_persons"] / ctx.register["rural_population"]
+    kg = ctx.ci_method != "wald"
     notes: list[Note] = []
-    if kg and vals[3, 2] < floor:
-        notes.append(Note("note_register_floor", {"lower": vals[3, 2], "floor": floor}))
-        vals[3, 2] = floor
+    if kg and (vals[:, 4] > 0).all():
+        # the same intervals as the operating characteristic (criteria_intervals)
+        vals[:, 2], vals[:, 3] = criteria_intervals(ctx.ci_method, vals[:, 0], vals[:, 1], vals[:, 4], n_units,
+                                                    ctx.register, 1.0 - ctx.confidence)
+        cap = n_units[:3] if ctx.ci_method.endswith("_deff1") else None
+        n_eff = korn_graubard(vals[:3, 0], vals[:3, 1], n_units[:3], vals[:3, 4], 1.0 - ctx.confidence,
+                              n_units[:3].astype(float), cap)[2]
+        methods = {**dict.fromkeys(RATES, ctx.ci_method),
+                   "comprehensive_poverty_rate": f"{ctx.ci_method}_of_share_above_register_floor"}
     table = pd.DataFrame(vals, columns=list(_FIELDS), index=pd.Index(list(CRITERIA), name="criterion"))
     table.insert(4, "n", n_units)
     bad = ~np.isfinite(vals[:, :4]).all(axis=1) | (vals[:, 4] <= 0)

@@ -7,6 +7,7 @@ criterion's true rate is a chosen target. The result is the probability of each 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,22 +15,105 @@ import pandas as pd
 from evalkit.assessment.criteria import (
     CRITERIA,
     CountyContext,
-    assess_sample,
     county_context,
     county_households,
+    criteria_intervals,
+    criterion_flags,
+    finite_population_columns,
     poverty_line_for,
     register_totals,
     thresholds_for,
 )
-from evalkit.assessment.verdicts import decision
+from evalkit.assessment.verdicts import verdicts
 from evalkit.config import Policy
 from evalkit.errors import ExitAssessmentError
 from evalkit.register import HH_STRATA, household_strata
-from evalkit.survey import SampleDesign, build_frame, draw_from_frame, fill_survey, sample_attrs, truth_index
+from evalkit.survey import (
+    SampleDesign,
+    build_frame,
+    domain_df_replicates,
+    draw_from_frame,
+    fill_survey,
+    ratio_replicates,
+    sample_attrs,
+    truth_index,
+)
 
-__all__ = ["true_rates", "set_truth", "operating_characteristic"]
+__all__ = ["true_rates", "set_truth", "operating_characteristic", "ReplicateCriteria", "replicate_criteria",
+           "stack_samples"]
 
 _EXITED, _NONREG = HH_STRATA[0], HH_STRATA[2]
+
+
+@dataclass(frozen=True)
+class ReplicateCriteria:
+    """The four criteria of R simulated samples: arrays (R, 4) in :data:`CRITERIA` order.
+
+    ``ok`` (R,) is False where a replicate has no exited or no non-registered household (the
+    estimate is impossible, as :func:`assess_sample` raises).
+    """
+
+    est: np.ndarray
+    se: np.ndarray
+    df: np.ndarray
+    n: np.ndarray
+    ok: np.ndarray
+    register: dict
+    alpha: float
+
+    def intervals(self, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """(lci, uci) of every replicate by :func:`criteria_intervals`."""
+        return criteria_intervals(method, self.est, self.se, self.df, self.n, self.register, self.alpha)
+
+
+def stack_samples(samples: Sequence[pd.DataFrame]) -> tuple[pd.DataFrame, np.ndarray]:
+    """One frame of several samples and the replicate of each row."""
+    rep = np.repeat(np.arange(len(samples)), [len(x) for x in samples])
+    return pd.concat(samples, ignore_index=True), rep
+
+
+def replicate_criteria(ctx: CountyContext, field_survey: pd.DataFrame, rep: np.ndarray,
+                       n_reps: int) -> ReplicateCriteria:
+    """The criteria of many simulated field surveys of ``ctx``'s county at once.
+
+    ``field_survey`` stacks the replicates' surveys (:func:`stack_samples` then
+    :func:`evalkit.survey.fill_survey`); ``rep`` gives each row's replicate. Same estimates,
+    covariance, domain df as :func:`assess_sample` (the two-stage design without replacement when
+    ``ctx`` has the population sizes), computed for all replicates together by
+    :func:`evalkit.survey.ratio_replicates`.
+    """
+    rep = np.asarray(rep, dtype=np.int64)
+    flags = criterion_flags(field_survey, ctx.policy, ctx.year)
+    hs = flags["hh_stratum"].to_numpy()
+    approves = field_survey["approves"].astype(bool).to_numpy(dtype=float)
+    num = np.column_stack([flags["wrongly_exited_persons"], flags["missed_persons"], approves])
+    den = np.column_stack([flags["exited_persons"], flags["non_registered_persons"], np.ones(len(rep))])
+    if ctx.villages_per_stratum is not None:
+        fs = finite_population_columns(field_survey, ctx.villages_per_stratum, ctx.households_per_cell, ctx.county,
+                                       rep)
+        strata = fs["__stratum1__"].to_numpy()
+        pops = {"pop_psu": fs["__N_villages__"].to_numpy(), "ssu_strata": hs,
+                "pop_ssu": fs["__N_households__"].to_numpy()}
+    else:
+        strata, pops = field_survey["stratum"].astype(str).to_numpy(), {}
+    psu = field_survey["village_code"].astype(str).to_numpy()
+    rr = ratio_replicates(rep, strata, psu, field_survey["weight"].to_numpy(dtype=float), num, den,
+                          n_reps=n_reps, **pops)
+    reg = ctx.register
+    E, N, P, R = (reg["exited_persons"], reg["non_registered_persons"], reg["remaining_poor_persons"],
+                  reg["rural_population"])
+    a = np.array([E / R, N / R, 0.0])
+    est = np.column_stack([rr.est, P / R + rr.est @ a])
+    var = np.column_stack([np.diagonal(rr.cov, axis1=1, axis2=2), np.einsum("i,rij,j->r", a, rr.cov, a)])
+    n_ex = np.bincount(rep, hs == _EXITED, minlength=n_reps)
+    n_nr = np.bincount(rep, hs == _NONREG, minlength=n_reps)
+    n_all = np.bincount(rep, minlength=n_reps)
+    df = np.column_stack([domain_df_replicates(rep, strata, psu, hs == _EXITED, n_reps),
+                          domain_df_replicates(rep, strata, psu, hs == _NONREG, n_reps), rr.df, rr.df])
+    ok = (n_ex > 0) & (n_nr > 0) & (rr.df > 0)
+    return ReplicateCriteria(est, np.sqrt(np.maximum(var, 0.0)), df.astype(float),
+                             np.column_stack([n_ex, n_nr, n_all, n_ex + n_nr]).astype(float), ok, dict(reg),
+                             1.0 - ctx.confidence)
 
 
 def _truth_year(truth: pd.DataFrame, ids: np.ndarray, year: int) -> pd.DataFrame:
@@ -195,11 +279,13 @@ def operating_characteristic(households: pd.DataFrame, villages: pd.DataFrame, t
     # The county context (register totals, thresholds) is built once; each replication runs
     # the same per-sample code as survey_from_truth and estimate_criteria.
     ctx = county_context(hh, county, year, pol, confidence=design.confidence_level,
-                         singleton=design.singleton_method, counties=counties, ci_method=ci_method)
+                         singleton=design.singleton_method, counties=counties, ci_method=ci_method,
+                         villages=vil)
+    big, rep = stack_samples(samples)
     rows = []
     for varied, target, tr in scenarios:
         truth_rates = true_rates(hh, tr, county, year, pol, counties)
-        counts = _verdict_counts(ctx, samples, truth_index(tr, year), year)
+        counts = _verdict_counts(ctx, big, rep, n_reps, truth_index(tr, year), year)
         for c, k in counts.items():
             rows.append({
                 "varied": varied, "target_rate": target, "criterion": c,
@@ -217,22 +303,25 @@ def operating_characteristic(households: pd.DataFrame, villages: pd.DataFrame, t
     return out
 
 
-def _verdict_counts(ctx: CountyContext, samples: list[pd.DataFrame], tix: pd.DataFrame,
+def _verdict_counts(ctx: CountyContext, big: pd.DataFrame, rep: np.ndarray, n_reps: int, tix: pd.DataFrame,
                     year: int) -> dict[str, dict[str, int]]:
-    """How often each verdict (and the official pass) occurs over the replicated samples."""
-    labels = [*CRITERIA, "overall"]
-    counts = {c: {"official": 0, "pass": 0, "borderline": 0, "fail": 0, "error": 0} for c in labels}
-    for s in samples:
-        try:
-            crit = assess_sample(ctx, fill_survey(s, tix, year)).table
-        except ExitAssessmentError:  # e.g. no exited household sampled: counted as not passing
-            for c in labels:
-                counts[c]["error"] += 1
-            continue
-        for c, v, o in zip(CRITERIA, crit["verdict"], crit["official_verdict"]):
-            counts[c][v] += 1
-            counts[c]["official"] += o == "pass"
-        d = decision(crit)
-        counts["overall"][d["overall"]] += 1
-        counts["overall"]["official"] += d["official_point_rule"] == "pass"
+    """How often each verdict (and the official pass) occurs over the replicated samples.
+
+    All replicates at once (:func:`replicate_criteria`); a replicate where :func:`assess_sample`
+    would raise (no exited or non-registered household, no degrees of freedom) is an 'error'.
+    """
+    rc = replicate_criteria(ctx, fill_survey(big, tix, year), rep, n_reps)
+    lo, hi = rc.intervals(ctx.ci_method)
+    ok = rc.ok & (rc.df > 0).all(axis=1) & np.isfinite(lo).all(axis=1) & np.isfinite(hi).all(axis=1)
+    thr = ctx.thresholds
+    v, o = verdicts(rc.est, lo, hi, np.array([thr[c]["value"] for c in CRITERIA])[None, :],
+                    np.array([thr[c]["direction"] for c in CRITERIA], dtype=object)[None, :])
+    overall = np.where((v == "fail").any(axis=1), "fail", np.where((v == "pass").all(axis=1), "pass", "borderline"))
+    official = (o == "pass").all(axis=1)
+    counts = {}
+    for i, c in enumerate([*CRITERIA, "overall"]):
+        vi, oi = (v[:, i], o[:, i] == "pass") if c != "overall" else (overall, official)
+        counts[c] = {"official": int((oi & ok).sum()), "pass": int(((vi == "pass") & ok).sum()),
+                     "borderline": int(((vi == "borderline") & ok).sum()), "fail": int(((vi == "fail") & ok).sum()),
+                     "error": int((~ok).sum())}
     return counts

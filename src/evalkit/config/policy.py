@@ -178,7 +178,7 @@ class Policy:
             households_per_village={str(k): int(v) for k, v in g("households_per_village").items()},
             village_selection=str(g("village_selection")),
             singleton_method=str(g("singleton_method")),
-            ci_method=str(self.raw.get("survey", {}).get("ci_method", "korn_graubard")),
+            ci_method=str(self.raw.get("survey", {}).get("ci_method", "korn_graubard_deff1")),
         )
 
     @property

@@ -10,8 +10,9 @@ from evalkit.config import Policy
 from evalkit.errors import MeasureError
 from evalkit.measures.columns import as_boolean, as_list, check_finite, require_columns
 from evalkit.measures.poverty import GROUP_KEY
+from evalkit.text import Note
 
-__all__ = ["alkire_foster"]
+__all__ = ["alkire_foster", "deprivation_scores", "intensity_notes"]
 
 # Relative tolerance on the AF cutoff: scores are sums of float weights (1/6 + 1/6 ...) and a
 # household exactly at k must not fall out through rounding.
@@ -71,6 +72,43 @@ def _population_weights(df: pd.DataFrame, weight: str | None, persons: str | Non
     return w
 
 
+def deprivation_scores(
+    df: pd.DataFrame,
+    dimensions: dict[str, float] | list[str] | None = None,
+    k: float | None = None,
+    deprived_if_false: bool = True,
+    policy: Policy | None = None,
+) -> pd.DataFrame:
+    """Per-household Alkire–Foster score and poor flag (as in :func:`alkire_foster`).
+
+    Parameters are those of :func:`alkire_foster`.
+
+    Returns
+    -------
+    DataFrame
+        ``score`` c_i = Σ_d v_d g_id (v normalized to sum 1), ``poor`` (c_i ≥ k, 1e-9 tolerance)
+        and ``censored`` = c_i·1[poor]; index of ``df``.
+    """
+    names, v, g, c, poor = _scores(df, dimensions, k, deprived_if_false, policy)
+    return pd.DataFrame({"score": c, "poor": poor, "censored": np.where(poor, c, 0.0)}, index=df.index)
+
+
+def _scores(df: pd.DataFrame, dimensions: dict[str, float] | list[str] | None, k: float | None,
+            deprived_if_false: bool, policy: Policy | None
+            ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    dims = _dimension_weights(dimensions, policy)
+    v = np.array(list(dims.values()), dtype=float)
+    v = v / v.sum()
+    if k is None:
+        raise MeasureError("alkire_foster needs the poverty cutoff k in (0, 1]")
+    if not 0 < k <= 1:
+        raise MeasureError(f"k must be in (0, 1], got {k}")
+    names = list(dims)
+    g = _deprivations(df, names, deprived_if_false)
+    c = g @ v
+    return names, v, g, c, c >= k - _AF_TOL
+
+
 def alkire_foster(
     df: pd.DataFrame,
     dimensions: dict[str, float] | list[str] | None = None,
@@ -89,7 +127,8 @@ def alkire_foster(
     (weight × persons):
 
     * ``H``  = Σ ω_i 1[poor] / Σ ω_i (headcount ratio);
-    * ``A``  = Σ ω_i c_i 1[poor] / Σ ω_i 1[poor] (average censored score of the poor; NaN if none);
+    * ``A``  = Σ ω_i c_i 1[poor] / Σ ω_i 1[poor] (average censored score of the poor; NaN if none,
+      with a note — the other measures are still given);
     * ``M0`` = H × A = Σ ω_i c_i 1[poor] / Σ ω_i (adjusted headcount);
     * ``censored_headcount`` of d = Σ ω_i g_id 1[poor] / Σ ω_i;
     * ``contribution_pct`` of d = 100 × v_d × censored_headcount_d / M0 (sums to 100; NaN if M0=0).
@@ -119,24 +158,14 @@ def alkire_foster(
     -------
     DataFrame
         Tidy: ``[*by, measure, dimension, value, n]``; measures H, A, M0 (dimension NA) and
-        censored_headcount, contribution_pct (one row per dimension); ``n`` rows in the group.
+        censored_headcount, contribution_pct (one row per dimension); ``n`` rows in the group;
+        ``attrs["notes"]`` a Note when A is undefined (no poor household) in some group.
     """
-    dims = _dimension_weights(dimensions, policy)
-    v = np.array(list(dims.values()), dtype=float)
-    v = v / v.sum()
-    if k is None:
-        raise MeasureError("alkire_foster needs the poverty cutoff k in (0, 1]")
-    if not 0 < k <= 1:
-        raise MeasureError(f"k must be in (0, 1], got {k}")
-
     by_l = as_list(by)
     require_columns(df, [*by_l] + [c for c in (weight, persons) if c is not None], "alkire_foster")
-    names = list(dims)
-    g = _deprivations(df, names, deprived_if_false)
+    names, v, g, c, poor = _scores(df, dimensions, k, deprived_if_false, policy)
     w = _population_weights(df, weight, persons)
 
-    c = g @ v
-    poor = c >= k - _AF_TOL
     # Per-row weighted contributions, then one groupby-sum for every group at once.
     rows = pd.DataFrame({"_w": w, "_poor": w * poor, "_cens": w * np.where(poor, c, 0.0)}, index=df.index)
     cens_dims = pd.DataFrame(w[:, None] * g * poor[:, None], columns=[f"_d{i}" for i in range(len(names))],
@@ -168,4 +197,17 @@ def alkire_foster(
     out = out.sort_values([*keys, "_order"], kind="mergesort").reset_index(drop=True)
     out["n"] = out["n"].astype("int64")
     out["value"] = out["value"].astype(float)
-    return out[[*by_l, "measure", "dimension", "value", "n"]]
+    out = out[[*by_l, "measure", "dimension", "value", "n"]]
+    out.attrs["notes"] = intensity_notes(H, bool(by_l))
+    return out
+
+
+def intensity_notes(H: pd.Series, grouped: bool) -> list[Note]:
+    """A Note when the intensity A is undefined (no poor: H = 0) in some group (``H`` indexed by group)."""
+    none_poor = H.index[(H == 0).to_numpy()]
+    if not len(none_poor):
+        return []
+    if not grouped:
+        return [Note("note_af_intensity_undefined")]
+    return [Note("note_af_intensity_undefined_groups",
+                 {"groups": ["/".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in none_poor]})]

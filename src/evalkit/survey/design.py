@@ -8,7 +8,16 @@ linear combination of them (:meth:`Estimates.combine`) gets its SE from svy's co
 every variance computation; no variance formula is written here.
 
 Variance: Taylor linearization; with-replacement at stage 1 unless population sizes are given
-(R ``survey``'s default). A stratum with a single sampled PSU is handled by the singleton rule.
+(R ``survey``'s default). With population sizes (``pop_psu`` and, for the second stage,
+``ssu_strata`` + ``pop_ssu``) it is R's multistage estimator of a design without replacement at
+both stages: the stage-1 term with the finite-population correction 1 - n_h/N_h (zero for a
+take-all stratum: certainty units), plus the stage-2 term of every sampled PSU, stratified by
+``ssu_strata`` with correction 1 - m/M, weighted by the stage-1 sampling fraction n_h/N_h. svy
+computes both terms (two svy designs on the same estimator: villages with ``pop_size``; and the
+second-stage cells as strata of single units with an effective population size
+M' = m / (1 - f_h (1 - m/M)), which turns svy's one-stage correction (1 - m/M') into
+f_h (1 - m/M)); the covariances add. A stratum with a single sampled PSU is handled by the
+singleton rule.
 """
 from __future__ import annotations
 
@@ -20,6 +29,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import svy
+from scipy.special import stdtrit
 
 from evalkit.errors import SurveyError
 
@@ -103,6 +113,37 @@ class Estimates:
                         n=max(e.n for e in self.items.values()))
 
 
+class _TwoStage:
+    """svy's stage-1 estimate with the stage-2 covariance of the same estimator added.
+
+    Offers what :class:`SurveyDesign` and :class:`Estimates` use of a svy estimate: ``to_polars``
+    (SE, t interval on the stage-1 df, design effect scaled by the variance ratio), ``keys``,
+    ``covariance`` and ``contrast``.
+    """
+
+    def __init__(self, one: Any, two: Any, alpha: float) -> None:
+        self.one, self.two, self.alpha = one, two, alpha
+        self.covariance = np.asarray(one.covariance, dtype=float) + np.asarray(two.covariance, dtype=float)
+
+    def keys(self) -> Any:
+        return self.one.keys()
+
+    def to_polars(self) -> pl.DataFrame:
+        a, b = self.one.to_polars(), self.two.to_polars()
+        v1, v2 = a["se"].to_numpy() ** 2, b["se"].to_numpy() ** 2
+        se = np.sqrt(v1 + v2)
+        q = stdtrit(a["df"].to_numpy().astype(float), 1.0 - self.alpha / 2)
+        est = a["est"].to_numpy()
+        cols = {"se": se, "lci": est - q * se, "uci": est + q * se}
+        if "deff" in a.columns:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cols["deff"] = a["deff"].to_numpy() * np.where(v1 > 0, (v1 + v2) / v1, np.nan)
+        return a.with_columns(**{k: pl.Series(k, v, dtype=pl.Float64) for k, v in cols.items()})
+
+    def contrast(self, spec: Mapping[str, Any], alpha: float) -> Any:
+        return _TwoStage(self.one.contrast(spec, alpha=alpha), self.two.contrast(spec, alpha=alpha), alpha)
+
+
 class SurveyDesign:
     """A stratified, clustered, weighted sample, ready for design-based estimation.
 
@@ -120,13 +161,25 @@ class SurveyDesign:
         Two-sided level of the intervals.
     psu_name : str
         What a PSU is, for messages (e.g. 'village').
+    pop_psu : str, optional
+        Column of the number of PSUs in the population of the unit's stratum (N_h, constant within
+        the stratum, at least the sampled PSUs). None: stage 1 with replacement (ultimate cluster).
+    ssu_strata : str, optional
+        Column of the second-stage stratum within the PSU (e.g. the household stratum); only with
+        ``pop_ssu``. None: the PSU is one second-stage stratum.
+    pop_ssu : str, optional
+        Column of the number of units in the population of the unit's second-stage stratum of its
+        PSU (M, at least the sampled units). Needs ``pop_psu``.
     """
 
     def __init__(self, data: pd.DataFrame, *, weight: str, strata: str | None = None, psu: str | None = None,
-                 singleton: Any = "certainty", confidence: float = 0.95, psu_name: str = "PSU") -> None:
+                 singleton: Any = "certainty", confidence: float = 0.95, psu_name: str = "PSU",
+                 pop_psu: str | None = None, ssu_strata: str | None = None, pop_ssu: str | None = None) -> None:
         if not 0.0 < float(confidence) < 1.0:
             raise SurveyError(f"confidence must be in (0, 1), got {confidence}")
-        cols = [c for c in (weight, strata, psu) if c is not None]
+        if pop_ssu is not None and pop_psu is None:
+            raise SurveyError("pop_ssu (second-stage population sizes) needs pop_psu (first-stage ones)")
+        cols = [c for c in (weight, strata, psu, pop_psu, ssu_strata, pop_ssu) if c is not None]
         missing = [c for c in cols if c not in data.columns]
         if missing:
             raise SurveyError(f"the sample lacks design column(s) {missing}")
@@ -143,16 +196,76 @@ class SurveyDesign:
         self.psu_name = psu_name
         self.singleton_name, rule = singleton_rule(singleton)
         self.strata_labels, self.psus_per_stratum = self._check_nesting()
-        self.singleton_strata: list[str] = [str(s) for s, k in zip(self.strata_labels, self.psus_per_stratum)
-                                            if k == 1]
+        census = np.zeros(len(self.strata_labels), dtype=bool)
+        if pop_psu is not None:
+            # A stratum whose every PSU is sampled (N_h = n_h: certainty units) has no stage-1
+            # variance; a single PSU there is not a lonely one.
+            n1 = pd.to_numeric(data[pop_psu], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            s_code = pd.factorize(self._strata, sort=True)[0]
+            census = pd.Series(n1).groupby(s_code).max().reindex(range(len(census))).to_numpy() <= \
+                self.psus_per_stratum
+        self.singleton_strata: list[str] = [str(s) for s, k, c in zip(self.strata_labels, self.psus_per_stratum,
+                                                                       census) if k == 1 and not c]
         if self.singleton_strata and rule is None:
             raise SurveyError(
                 f"strata {self.singleton_strata} have a single sampled {psu_name} (singleton PSU) and the singleton "
                 f"rule is "
                 f"{self.singleton_name!r}; choose e.g. 'certainty', 'adjust' or 'average'")
         self.singleton_svy = rule
+        self._pop1 = self._pop2 = None
+        self._svy_design2 = None
+        if pop_psu is not None:
+            self._pop1, self._pop2 = self._population_sizes(data, pop_psu, ssu_strata, pop_ssu)
+        lone_census = bool(((self.psus_per_stratum == 1) & census).any())
         self._svy_design = svy.Design(stratum="stratum", psu="psu", wgt="weight",
-                                      singleton=rule if self.singleton_strata else None)
+                                      singleton=rule if self.singleton_strata else ("skip" if lone_census else None),
+                                      pop_size="__N1__" if self._pop1 is not None else None)
+        if self._pop2 is not None:
+            # Stage 2 as a one-stage design: cells (PSU x second-stage stratum) as strata, units as
+            # PSUs, effective population size M' (module docstring). A cell with one sampled unit
+            # out of several is a stage-2 singleton: the design's rule applies.
+            self._svy_design2 = svy.Design(stratum="__cell__", psu="__unit__", wgt="weight",
+                                           pop_size="__M2__", singleton=self._pop2[2])
+
+    @property
+    def finite_population(self) -> bool:
+        """True when the variance uses population sizes (without-replacement stages)."""
+        return self._pop1 is not None
+
+    def _population_sizes(self, data: pd.DataFrame, pop_psu: str, ssu_strata: str | None,
+                          pop_ssu: str | None) -> tuple[np.ndarray, tuple | None]:
+        n1 = pd.to_numeric(data[pop_psu], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        s_code = pd.factorize(self._strata, sort=True)[0]
+        n_h = self.psus_per_stratum[s_code].astype(float)
+        bad = ~(np.isfinite(n1) & (n1 >= n_h))
+        if bad.any():
+            raise SurveyError(f"{pop_psu}: {int(bad.sum())} row(s) with a missing population size or one below the "
+                              f"sampled {self.psu_name}s of the stratum (strata "
+                              f"{sorted(set(self._strata[bad].tolist()))[:5]})")
+        if (pd.Series(n1).groupby(s_code).nunique() > 1).any():
+            raise SurveyError(f"{pop_psu} varies within a stratum; it is the stratum's number of {self.psu_name}s")
+        if pop_ssu is None:
+            return n1, None
+        m_pop = pd.to_numeric(data[pop_ssu], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        sub = data[ssu_strata].astype(str).to_numpy() if ssu_strata else np.full(self.n, "", dtype=object)
+        cell = pd.factorize(pd.Series(self._strata).str.cat([pd.Series(self._psu), pd.Series(sub)], sep="\x1f"))[0]
+        m = np.bincount(cell)[cell].astype(float)
+        bad = ~(np.isfinite(m_pop) & (m_pop >= m))
+        if bad.any():
+            raise SurveyError(f"{pop_ssu}: {int(bad.sum())} row(s) with a missing population size or one below the "
+                              "sampled units of their second-stage stratum")
+        if (pd.Series(m_pop).groupby(cell).nunique() > 1).any():
+            raise SurveyError(f"{pop_ssu} varies within a second-stage stratum of a {self.psu_name}")
+        f1 = n_h / n1
+        # (1 - m/M') = f1 (1 - m/M): svy's one-stage correction becomes the stage-2 term's factor.
+        m_eff = m / (1.0 - f1 * (1.0 - m / m_pop))
+        lone = (m == 1) & (m_pop > 1) & (f1 > 0)
+        # A census cell (m = M) with one unit contributes nothing whatever the rule ('skip').
+        rule = self.singleton_svy if lone.any() else ("skip" if (m == 1).any() else None)
+        if lone.any() and rule is None:
+            raise SurveyError(f"{int(lone.sum())} second-stage stratum(s) with a single sampled unit out of several "
+                              f"and the singleton rule {self.singleton_name!r}")
+        return n1, (cell.astype(str), np.maximum(m_eff, m), rule)
 
     # -- structure ----------------------------------------------------------------------------
     def _check_nesting(self) -> tuple[np.ndarray, np.ndarray]:
@@ -170,15 +283,32 @@ class SurveyDesign:
         """Sampled PSUs."""
         return int(self.psus_per_stratum.sum())
 
+    def domain_df(self, members: np.ndarray | pd.Series) -> int:
+        """Degrees of freedom of a domain, as R's ``degf`` of a subset design (``svyciprop``).
+
+        The PSUs with at least one member of the domain less the strata of those PSUs.
+        """
+        m = np.asarray(members, dtype=bool)
+        if m.shape != (self.n,):
+            raise SurveyError(f"domain indicator has {m.size} values; the sample has {self.n} rows")
+        pairs = pd.DataFrame({"s": self._strata[m], "p": self._psu[m]}).drop_duplicates()
+        return int(len(pairs) - pairs["s"].nunique())
+
     @property
     def n_strata(self) -> int:
         """Strata with at least one sampled PSU."""
         return int(len(self.strata_labels))
 
     def _frame(self, columns: Mapping[str, np.ndarray], copies: int = 1) -> pl.DataFrame:
+        extra = {}
+        if self._pop1 is not None:
+            extra["__N1__"] = np.tile(self._pop1, copies)
+        if self._pop2 is not None:
+            extra.update({"__cell__": np.tile(self._pop2[0], copies), "__M2__": np.tile(self._pop2[1], copies),
+                          "__unit__": np.tile(np.arange(self.n).astype(str), copies)})
         return pl.DataFrame({
             "stratum": np.tile(self._strata, copies), "psu": np.tile(self._psu, copies),
-            "weight": np.tile(self._weight, copies), **columns,
+            "weight": np.tile(self._weight, copies), **extra, **columns,
         })
 
     def _values(self, y: str | np.ndarray | pd.Series, data_name: str = "y") -> np.ndarray:
@@ -189,12 +319,24 @@ class SurveyDesign:
 
     # -- estimation ---------------------------------------------------------------------------
     def _run(self, kind: str, frame: pl.DataFrame, args: tuple[str, ...], by: str | None) -> Any:
+        est = self._run_one(self._svy_design, kind, frame, args, by)
+        if self._svy_design2 is None:
+            return est
+        return _TwoStage(est, self._run_one(self._svy_design2, kind, frame, args, by), self.alpha)
+
+    def _run_one(self, design: Any, kind: str, frame: pl.DataFrame, args: tuple[str, ...], by: str | None) -> Any:
+        estimate = getattr(svy.Sample(frame, design).estimation, kind)
         try:
-            est = getattr(svy.Sample(frame, self._svy_design).estimation, kind)(*args, by=by, alpha=self.alpha,
-                                                                                deff="wr")
+            return estimate(*args, by=by, alpha=self.alpha, deff="wr")
+        except svy.SvyError as e:
+            # svy refuses a design effect for a variable without variation (e.g. no poor household
+            # sampled); the estimate itself is still defined, so estimate it without one.
+            if "DEFF_NOT_COMPUTABLE" not in str(e):
+                raise SurveyError(f"svy could not estimate: {e}") from e
+        try:
+            return estimate(*args, by=by, alpha=self.alpha)
         except svy.SvyError as e:
             raise SurveyError(f"svy could not estimate: {e}") from e
-        return est
 
     @staticmethod
     def _estimates(est: Any, key: str | None, alpha: float) -> Estimates:

@@ -177,7 +177,7 @@ def assess_county(data_dir: str | Path, county_code: str, year: int | None = Non
     fs, source = _field_survey(ds, county_code, year, design, policy, seed, data_dir, notes)
     confidence = 1.0 - float(alpha)
     crit = estimate_criteria(fs, hh, county_code, year, policy, confidence=confidence, singleton=singleton,
-                             counties=counties)
+                             counties=counties, villages=villages)
     # The verdicts use the region of the province code under the policy; report that same region.
     region = crit.region
     if str(crow.get("region")) != region:
