@@ -1,13 +1,18 @@
 """Command line: ``evalkit generate | validate | dictionary | demo | batch | verify``.
 
 Every :class:`~evalkit.errors.EvalkitError` (bad input, parameters, policy or county selection)
-ends the command with one line ``error: ...`` on stderr and exit code 2; a bug keeps its
-traceback. ``--lang`` (zh or en, default en) is the language of what the command prints.
+and every operating-system error (a directory that cannot be written, a path below a file, a
+full disk, permission denied) ends the command with one line on stderr naming the path and the
+cause, and exit code 2 (1 stays "a county failed" / "rows quarantined"); a bug keeps its
+traceback. A closed pipe (``evalkit validate ... | head -1``) ends quietly with code 141. Every
+message printed passes the personal-data masker. ``--lang`` (zh or en, default en) is the
+language of what the command prints.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -29,6 +34,8 @@ __all__ = ["main", "build_parser"]
 EXIT_USAGE = 2
 #: Exit code after Ctrl-C or SIGTERM.
 EXIT_INTERRUPTED = 130
+#: Exit code when standard output was closed by the reader (128 + SIGPIPE, as a shell reports it).
+EXIT_BROKEN_PIPE = 141
 
 
 def _cmd_generate(a: argparse.Namespace) -> int:
@@ -42,16 +49,30 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 
 
 def _cmd_validate(a: argparse.Namespace) -> int:
-    from evalkit.data import default_quarantine_dir, load_dataset, write_quarantine  # heavy: see above
+    from evalkit.data import default_quarantine_dir, load_dataset, rotate_quarantine  # heavy: see above
+    from evalkit.data.discovery import QUARANTINE_SUFFIX, REPORT_FILE
+    from evalkit.outputs import write_csv
+    from evalkit.privacy import Masker, known_names
 
-    ds = load_dataset(a.path, validate=True)
+    ds = load_dataset(a.path, validate=True, year=a.year)
     out = Path(a.out) if a.out else default_quarantine_dir(a.path)
+    rotate_quarantine(out)  # a re-validation replaces the earlier findings (kept in a dated folder)
+    # One masker for everything this command shows or writes: ID numbers by content, in any
+    # column and in free text, and the names of the members table (valid and quarantined rows).
+    names = [t["name"] for t in (ds.tables.get("members"), ds.quarantine.get("members"))
+             if t is not None and "name" in t.columns]
+    masker = Masker(known_names(*names))
+    ds.report.problems = masker.frame(ds.report.problems)
     if ds.report.n_quarantined_total or ds.report.exit_code() == 2:
-        write_quarantine(ds, out)
+        out.mkdir(parents=True, exist_ok=True)
+        for t, q in ds.quarantine.items():  # each file atomic: a full disk leaves no truncated file
+            if len(q):
+                write_csv(masker.frame(q), out / f"{t}{QUARANTINE_SUFFIX}")
+        write_csv(ds.report.problems, out / REPORT_FILE)
     if sys.stdout.isatty():
         ds.report.render(lang=a.lang)
     else:  # logs and CI: plain text keeps every column readable at any width
-        print(ds.report.to_text(lang=a.lang))
+        print(masker.text(ds.report.to_text(lang=a.lang)))
     code = ds.report.exit_code()
     if code == 1:
         print(f"quarantined rows written to {out}")
@@ -61,7 +82,10 @@ def _cmd_validate(a: argparse.Namespace) -> int:
 def _cmd_dictionary(a: argparse.Namespace) -> int:
     md = render_markdown()
     if a.write:
-        Path(a.write).write_text(md, encoding="utf-8")
+        from evalkit.outputs import atomic_path
+
+        with atomic_path(a.write) as tmp:
+            tmp.write_text(md, encoding="utf-8")
         print(a.write)
     else:
         print(md)
@@ -143,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="validate a dataset directory or file; quarantine invalid rows")
     v.add_argument("path")
     v.add_argument("--out", default=None, help="where to write the quarantine (default beside the input)")
+    v.add_argument("--year", type=int, default=None,
+                   help="year of the income columns of a household or person list that has no year column "
+                        "and no year in its file name")
     v.set_defaults(func=_cmd_validate)
 
     d = sub.add_parser("dictionary", parents=[common], help="print the bilingual data dictionary (Markdown)")
@@ -178,8 +205,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error_line(e: EvalkitError, lang: str) -> str:
+    from evalkit.privacy import Masker  # pandas: not for --version (see the note on imports above)
+
     message = " ".join(str(e).splitlines()).strip()  # one line, whatever the message holds
+    message = Masker().text(message) or ""  # an input error may quote a cell: ID numbers by content
     return text("runner_error_line", lang if lang in LANGS else "en", message=message)
+
+
+def _os_error_line(e: OSError, lang: str) -> str:
+    from evalkit.privacy import Masker  # pandas: not for --version (see the note on imports above)
+
+    path = e.filename if e.filename is not None else "-"
+    if e.filename2 is not None:
+        path = f"{path} -> {e.filename2}"
+    cause = e.strerror or type(e).__name__
+    line = text("cli_os_error", lang if lang in LANGS else "en", path=path, cause=cause)
+    return Masker().text(" ".join(line.splitlines())) or ""
+
+
+def _quiet_stdout() -> None:
+    # the reader is gone: point stdout at /dev/null so the interpreter's final flush cannot fail
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,9 +242,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         check_lang(a.lang)
-        return int(a.func(a) or 0)
+        code = int(a.func(a) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
     except EvalkitError as e:
         print(_error_line(e, a.lang), file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as e:  # unwritable, not a directory, disk full, permission denied: not a bug
+        print(_os_error_line(e, a.lang), file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -16,7 +16,60 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-__all__ = ["to_jsonable", "write_json", "atomic_path", "write_xlsx"]
+__all__ = ["to_jsonable", "write_json", "atomic_path", "write_xlsx", "write_csv", "neutralize_formulas",
+           "file_mode", "FORMULA_START"]
+
+#: First characters that make a spreadsheet read a text cell as a formula (CSV/formula injection;
+#: tab and carriage return too, as OWASP recommends).
+FORMULA_START: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+
+
+def file_mode() -> int:
+    """Permission bits of a new output file: ``0o666`` minus the process umask (as ``open`` gives).
+
+    ``tempfile.mkstemp`` creates files ``0o600``; every output is given this mode instead, so
+    run-level files and reports have the same permissions.
+    """
+    try:  # Linux: read the umask without changing it (os.umask is process-wide, not thread-safe)
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def neutralize_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``df`` whose text cells starting with ``= + - @`` (or tab/CR) get a leading ``'``.
+
+    Excel and LibreOffice then show them as text instead of evaluating them. Only text is
+    touched: a negative number stored as a number stays a number.
+    """
+    out = df.copy()
+    for c in out.columns:
+        s = out[c]
+        if not (s.dtype == object or isinstance(s.dtype, pd.StringDtype)):
+            continue
+        risky = s.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_START), na_action="ignore")
+        risky = risky.fillna(False).astype(bool)
+        if risky.any():
+            s = s.astype(object).copy()
+            s[risky] = "'" + s[risky].astype(str)
+            out[c] = s
+    return out
+
+
+def write_csv(df: pd.DataFrame, path: str | Path, **kwargs: Any) -> Path:
+    """Write ``df`` as CSV (UTF-8 with BOM, so Excel shows Chinese), formulas neutralized, atomically."""
+    path = Path(path)
+    kwargs.setdefault("index", False)
+    kwargs.setdefault("encoding", "utf-8-sig")
+    with atomic_path(path) as tmp:
+        neutralize_formulas(df).to_csv(tmp, **kwargs)
+    return path
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -53,7 +106,9 @@ def to_jsonable(obj: Any) -> Any:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A run killed half-way leaves at most a ``.tmp-*`` file, never a complete-looking output.
+    A run killed half-way leaves at most a ``.tmp-*`` file, never a complete-looking output; a
+    failed write (disk full, permission denied) leaves the old file, if any, untouched. The file
+    gets :func:`file_mode` permissions (the umask's, like any other output).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,8 +116,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            yield tmp_path
+            os.chmod(tmp_path, file_mode())
+            os.replace(tmp_path, path)
+        except OSError as e:
+            # name the output, not our temporary (or nothing: a writer's ENOSPC carries no path)
+            if e.filename is None or str(e.filename) == str(tmp_path):
+                raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+            raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -81,7 +143,8 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path, title: str | N
     """Write printable sheets (headers as given, already translated and masked) to Excel, atomically.
 
     Each sheet gets column widths from its content, wrapped headers, frozen header row and a
-    repeated print title. Refuses a column that still holds full 18-digit ID numbers.
+    repeated print title. Refuses a column that still holds full 18-digit ID numbers. Text cells
+    starting with ``= + - @`` are written as text, never as formulas (:func:`neutralize_formulas`).
     """
     from openpyxl.styles import Alignment, Font
 
@@ -96,6 +159,7 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path, title: str | N
     with atomic_path(path) as tmp:
         with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
             for sname, out in sheets.items():
+                out = neutralize_formulas(out)
                 start = 2 if title else 0
                 out.to_excel(xw, sheet_name=sname[:31], index=False, startrow=start)
                 ws = xw.sheets[sname[:31]]

@@ -1,4 +1,5 @@
-"""Write the tiny test notebooks of tests/test_batch.py (run after editing; outputs are not stored).
+"""Write the tiny test notebooks of tests/test_batch.py, tests/test_faults.py and
+tests/test_privacy_scan.py (run after editing; outputs are not stored).
 
     python tests/notebooks/make_notebooks.py
 """
@@ -96,3 +97,29 @@ province = new_notebook(cells=[
         "print(results)"),
 ])
 save(province, HERE / "province_stats.ipynb")
+
+# Prints, writes and raises personal data on purpose: tests/test_privacy_scan.py checks that none of
+# it leaves the run unmasked (the notebook stands for any report a county writes).
+leaky = new_notebook(cells=[
+    new_markdown_cell("# 泄露测试 LEAKY_HEADING"),
+    new_code_cell("county_code = \"610631\"\ndata_dir = \"/tmp/batchdata\"\noutput_dir = \"out\"\n"
+                  "fail_on = \"\"  # county code whose run raises an error quoting the members",
+                  metadata={"tags": ["parameters"]}),
+    new_code_cell(
+        "import json, sys\nfrom pathlib import Path\nimport pandas as pd\n"
+        "m = pd.read_csv(Path(data_dir) / 'members.csv', dtype=str)\n"
+        "hh = pd.read_csv(Path(data_dir) / 'households.csv', dtype=str)\n"
+        "mine = m[m['household_id'].isin(hh.loc[hh['county_code'] == county_code, 'household_id'])]\n"
+        "print(mine.head(20).to_string())\n"
+        "print('stderr:', ' '.join(mine['id_number'].dropna().head(5)), file=sys.stderr)\n"
+        "display(mine.head(20))\n"
+        "out = Path(output_dir)\n"
+        "mine.head(50).to_csv(out / 'members_dump.csv', index=False)\n"
+        "mine.head(50).to_excel(out / 'members_dump.xlsx', index=False)\n"
+        "results = {'county_code': county_code, 'n_members': int(len(mine)),\n"
+        "           'example': ' / '.join(mine['name'].dropna().head(3)) + ' ' + ' '.join(mine['id_number'].dropna().head(3))}\n"
+        "(out / 'results.json').write_text(json.dumps(results, ensure_ascii=False), encoding='utf-8')\n"
+        "if county_code == fail_on:\n"
+        "    raise ValueError('unreadable rows:\\n' + mine.head(10).to_string())"),
+])
+save(leaky, HERE / "leaky_members.ipynb")

@@ -13,6 +13,7 @@ import pandas as pd
 
 from evalkit.data.problems import SEVERITIES, Problem
 from evalkit.data.rules import TABLE_ORDER
+from evalkit.outputs import write_csv
 from evalkit.text import label, text
 
 __all__ = ["ValidationReport"]
@@ -188,8 +189,5 @@ class ValidationReport:
         return self.renderable()
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write every finding to ``path`` (UTF-8 with BOM, so Excel shows Chinese correctly)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.problems.to_csv(path, index=False, encoding="utf-8-sig")
-        return path
+        """Write every finding to ``path`` (UTF-8 with BOM, so Excel shows Chinese correctly), atomically."""
+        return write_csv(self.problems, path)

@@ -70,7 +70,12 @@ def _row(c: CountyResult, lang: str) -> str:
         link = f'<a href="{_e(c.county_code)}/{_e(c.notebook.name)}">{_e(label("batch_partial_notebook", lang))}</a>'
     else:
         link = "—"
-    status = label("status_ok" if c.status == "ok" else "status_failed", lang)
+    if c.status in ("ok", "failed"):
+        status = label("status_ok" if c.status == "ok" else "status_failed", lang)
+    else:  # an interrupted batch did not reach this county
+        status = label("batch_not_run", lang)
+    if c.status in ("ok", "failed") and not c.current:
+        status = f"{status} {label('batch_not_current', lang)}"
     county = (label("runner_whole_province", lang) if c.county_code == PROVINCE
               else text("runner_county_with_code", lang, name=c.county_name, code=c.county_code))
     return (f'<tr class="{_e(c.status)}"><td>{_e(county)}</td><td>{_e(status)}</td>'

@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from evalkit import provenance
 from evalkit.data import dataset_files, load_dataset
 from evalkit.data.selection import parse_selection, select_counties
 from evalkit.errors import BatchError, EvalkitError, ParameterError
+from evalkit.privacy import known_names
 from evalkit.runner.params import (
     RESERVED,
     NotebookParam,
@@ -32,7 +33,7 @@ from evalkit.runner.params import (
 from evalkit.text import check_lang, label
 
 __all__ = ["PROVINCE", "Plan", "plan_batch", "resolve_counties", "county_inputs", "path_param_inputs",
-           "input_hash", "kernel_for", "HashCache"]
+           "input_hash", "kernel_for", "HashCache", "member_names"]
 
 #: Key (and output directory name) of the single run of a notebook without ``county_code``.
 PROVINCE = "province"
@@ -69,6 +70,7 @@ class Plan:
     lang: str
     kernel_name: str
     timeout: int
+    names: list[str] = field(default_factory=list)  # members' names: masked wherever they appear
 
 
 def _canonical(obj: Any) -> str:
@@ -82,6 +84,18 @@ def _counties_table(data: Path) -> pd.DataFrame:
         why = e.args[0] if e.args else str(e)
         raise BatchError(f"{data} is not a dataset: no counties table (counties.parquet is missing, and "
                          f"there is no counties.csv/.xlsx either): {why}") from None
+
+
+def member_names(data: Path) -> list[str]:
+    """Every name of the dataset's members table (valid and quarantined rows): what the runner
+    masks by content in every output. Empty when the dataset has no readable members table."""
+    try:
+        ds = load_dataset(data, tables=["members"], validate=False)  # every row, valid or not; fast
+    except (EvalkitError, KeyError, OSError, ValueError):
+        return []
+    cols = [t["name"] for t in (ds.tables.get("members"), ds.quarantine.get("members"))
+            if t is not None and "name" in t.columns]
+    return known_names(*cols)
 
 
 def _names(cdf: pd.DataFrame) -> dict[str, str]:
@@ -222,7 +236,7 @@ def _job(plan: Plan, code: str, name: str, files: Mapping[str, str]) -> dict[str
         "stem": plan.notebook.stem, "out": str(plan.out), "params": p, "timeout": plan.timeout,
         "kernel_name": plan.kernel_name, "cwd": str(plan.notebook.parent),
         "input_hash": input_hash(plan.nb_sha, files, p, plan.code),
-        "tmp": f".tmp-{code}-{secrets.token_hex(4)}", "capture_stderr": True,
+        "tmp": f".tmp-{code}-{secrets.token_hex(4)}", "capture_stderr": True, "names": plan.names,
     }
 
 
@@ -251,6 +265,7 @@ def plan_batch(notebook: str | Path, data: str | Path, counties: str | Iterable[
     code_id = {"version": provenance.evalkit_version(), "source_sha256": provenance.source_sha256()}
     plan = Plan(nb, sha(nb), data_p, Path(out).resolve(), declared, given, county_param, [], {}, code_id, lang,
                 kernel_for(nb, kernel_name), int(timeout))
+    plan.names = member_names(data_p)
     root = data_p if data_p.is_dir() else data_p.parent
     extra = {k: sha(f) for k, f in path_param_inputs(declared, given, nb.parent).items()}
     inputs: dict[str, str] = {}

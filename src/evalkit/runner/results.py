@@ -13,13 +13,15 @@ from typing import Any
 
 import pandas as pd
 
+from evalkit import provenance
 from evalkit.assessment.result import ExitResult
 from evalkit.errors import InputError
-from evalkit.outputs import atomic_path
+from evalkit.outputs import write_csv
+from evalkit.privacy import Masker
 from evalkit.text import text
 
 __all__ = ["CountyResult", "BatchResult", "read_json", "county_result", "finished_record", "key_results",
-           "exit_key_results", "write_summary", "SUMMARY_COLUMNS"]
+           "exit_key_results", "write_summary", "SUMMARY_COLUMNS", "outputs_intact", "previous_result"]
 
 #: The first columns of ``summary.csv`` (machine keys: the roll-up reads them back).
 SUMMARY_COLUMNS = ["county_code", "county_name", "status", "duration_s", "error"]
@@ -61,6 +63,9 @@ class CountyResult:
     input_hash: str
     reused: bool = False  # skipped by --resume: inputs and parameters unchanged
     results: dict[str, Any] | None = None
+    #: False when the outputs in ``out_dir`` come from a run with other inputs or parameters (or
+    #: there are none: the batch was interrupted before this county ran)
+    current: bool = True
 
     @property
     def exit_result(self) -> ExitResult | None:
@@ -149,15 +154,43 @@ def county_result(out: Path, rec: Mapping[str, Any], reused: bool = False) -> Co
                         str(rec.get("input_hash") or ""), reused, results)
 
 
+def outputs_intact(d: Path, rec: Mapping[str, Any]) -> bool:
+    """True when every file of run directory ``d`` (but run.json) has the sha256 its run.json
+    records, and there is no other file."""
+    want = rec.get("outputs")
+    if not isinstance(want, dict) or not want:
+        return False
+    have = {rel: f for f in d.rglob("*") if f.is_file() and (rel := f.relative_to(d).as_posix()) != "run.json"}
+    if set(have) != set(want):
+        return False
+    return all(provenance.sha256_file(have[k]) == v for k, v in want.items())
+
+
 def finished_record(out: Path, job: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The previous run.json of ``job`` if its outputs are complete and its inputs unchanged."""
+    """The previous run.json of ``job`` if its outputs are complete, untouched (every file has its
+    recorded sha256) and its inputs unchanged."""
     d = out / job["code"]
     rec = read_json(d / "run.json")
     if not isinstance(rec, dict) or rec.get("status") != "ok" or rec.get("input_hash") != job["input_hash"]:
         return None
     if not (d / "results.json").is_file() or not rec.get("html") or not (d / rec["html"]).is_file():
         return None
+    if not outputs_intact(d, rec):
+        return None
     return rec
+
+
+def previous_result(out: Path, job: Mapping[str, Any], status_missing: str = "not run") -> CountyResult:
+    """What ``OUT/<code>/`` holds for a job this run did not finish (an interrupted batch): the
+    older run, marked not current when its inputs or parameters differ, or an empty failed record."""
+    d = out / job["code"]
+    rec = read_json(d / "run.json")
+    if isinstance(rec, dict) and "county_code" in rec and "status" in rec:
+        c = county_result(out, rec)
+        c.current = rec.get("input_hash") == job["input_hash"]
+        return c
+    return CountyResult(job["code"], str(job.get("name") or ""), status_missing, 0.0, None, d, None, None,
+                        job["input_hash"], current=False)
 
 
 def _scalar(v: Any) -> bool:
@@ -198,17 +231,21 @@ def key_results(results: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def write_summary(path: Path, counties: Sequence[CountyResult]) -> None:
-    """``summary.csv``: one row per county (code, name, status, duration, error, key results)."""
+def write_summary(path: Path, counties: Sequence[CountyResult], masker: Masker | None = None) -> None:
+    """``summary.csv``: one row per county (code, name, status, duration, error, key results, and
+    ``current``: False when the county's outputs come from a run with other inputs or parameters).
+
+    Text is masked by content (``masker``) and formulas are neutralized; written atomically.
+    """
+    masker = masker or Masker()
     rows = []
     for c in counties:
         row = {"county_code": c.county_code, "county_name": c.county_name, "status": c.status,
-               "duration_s": c.duration_s, "error": c.error or ""}
+               "duration_s": c.duration_s, "error": masker.text(c.error or ""), "current": c.current}
         row.update(key_results(c.results))
         rows.append(row)
     extra = sorted({k for r in rows for k in r} - set(SUMMARY_COLUMNS))
     # object dtype: a failed row must not turn the integer columns of the others into floats
     df = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + extra, dtype=object).sort_values("county_code")
-    with atomic_path(path) as tmp:
-        # utf-8-sig: Excel, which is what county staff open a CSV with, then shows Chinese correctly
-        df.to_csv(tmp, index=False, encoding="utf-8-sig")
+    # utf-8-sig: Excel, which is what county staff open a CSV with, then shows Chinese correctly
+    write_csv(masker.frame(df), path)

@@ -2,7 +2,9 @@
 
 Per county it publishes ``OUT/<code>/`` (the executed notebook, a standalone HTML report without
 code, the notebook's ``results.json`` and ledgers, and ``run.json``); per run ``OUT/summary.csv``,
-``OUT/index.html`` and ``OUT/manifest.json``.
+``OUT/index.html`` and ``OUT/manifest.json``, rewritten at every end of a run, an interrupted one
+included (counties it did not reach show what ``OUT/<code>/`` holds, marked not current when that
+comes from a run with other inputs or parameters).
 """
 from __future__ import annotations
 
@@ -10,21 +12,28 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from evalkit.privacy import Masker
 from evalkit.runner.execute import batch_lock, clean_stale, now, run_dask, run_local
 from evalkit.runner.index import write_index
 from evalkit.runner.manifest import write_manifest
 from evalkit.runner.plan import Plan, plan_batch
 from evalkit.runner.progress import ProgressBar
-from evalkit.runner.results import BatchResult, CountyResult, county_result, finished_record, write_summary
+from evalkit.runner.results import (
+    BatchResult,
+    CountyResult,
+    county_result,
+    finished_record,
+    previous_result,
+    write_summary,
+)
 from evalkit.text import check_lang
 
 __all__ = ["run_batch"]
 
 
 def _execute_plan(plan: Plan, resume: bool, workers: int, scheduler: str | None, progress: bool,
-                  progress_lang: str) -> list[CountyResult]:
-    """Run the plan's jobs (skipping finished ones on ``resume``); the results in plan order."""
-    results: dict[str, CountyResult] = {}
+                  progress_lang: str, results: dict[str, CountyResult]) -> list[CountyResult]:
+    """Run the plan's jobs (skipping finished ones on ``resume``) into ``results``; them in plan order."""
     todo = []
     for job in plan.jobs:
         prev = finished_record(plan.out, job) if resume else None
@@ -97,13 +106,28 @@ def run_batch(notebook: str | Path, data: str | Path, counties: str | Iterable[s
     check_lang(progress_lang)
     plan = plan_batch(notebook, data, counties, params, out, timeout, kernel_name)
     plan.out.mkdir(parents=True, exist_ok=True)
+    masker = Masker(plan.names)
+    summary, index = plan.out / "summary.csv", plan.out / "index.html"
     with batch_lock(plan.out):
         clean_stale(plan.out)  # left by a killed run; nobody else writes here (we hold the lock)
         started = now()
-        ordered = _execute_plan(plan, resume, workers, scheduler, progress, progress_lang)
+        done: dict[str, CountyResult] = {}
+        try:
+            ordered = _execute_plan(plan, resume, workers, scheduler, progress, progress_lang, done)
+        except BaseException:
+            # interrupted: the run files must not keep describing the previous run
+            partial = [done.get(j["code"]) or previous_result(plan.out, j) for j in plan.jobs]
+            _write_run_files(plan, partial, masker, started, now(), scheduler, workers, interrupted=True)
+            raise
         finished = now()
-        summary, index = plan.out / "summary.csv", plan.out / "index.html"
-        write_summary(summary, ordered)
-        write_index(index, ordered, plan.notebook, plan.lang)
-        manifest = write_manifest(plan, ordered, started, finished, scheduler, workers)
+        manifest = _write_run_files(plan, ordered, masker, started, finished, scheduler, workers)
     return BatchResult(plan.out, ordered, summary, index, manifest, started, finished, plan.notebook, plan.lang)
+
+
+def _write_run_files(plan: Plan, ordered: list[CountyResult], masker: Masker, started: str, finished: str,
+                     scheduler: str | None, workers: int, interrupted: bool = False) -> Path:
+    for c in ordered:  # every printed or written error passes the one masker
+        c.error = masker.text(c.error) if c.error else c.error
+    write_summary(plan.out / "summary.csv", ordered, masker)
+    write_index(plan.out / "index.html", ordered, plan.notebook, plan.lang)
+    return write_manifest(plan, ordered, started, finished, scheduler, workers, interrupted=interrupted)

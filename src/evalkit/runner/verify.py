@@ -1,4 +1,5 @@
-"""``evalkit verify``: re-execute a batch from its manifest and compare every result."""
+"""``evalkit verify``: check every output file against the manifest's sha256, then re-execute the
+batch from its manifest and compare every result."""
 from __future__ import annotations
 
 import math
@@ -8,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import BatchError
-from evalkit.runner.manifest import MANIFEST_KIND
+from evalkit.runner.manifest import MANIFEST_KIND, RUN_LEVEL_FILES, recorded_outputs
 from evalkit.runner.results import BatchResult, read_json
 from evalkit.runner.run import run_batch
 from evalkit.text import label, text
 
-__all__ = ["Difference", "VerifyResult", "compare_json", "verify", "MISSING"]
+__all__ = ["Difference", "VerifyResult", "compare_json", "verify", "MISSING", "changed_outputs"]
 
 #: Stands for a key or run that one side does not have.
 MISSING = "<missing>"
@@ -81,11 +82,12 @@ class VerifyResult:
     """Outcome of :func:`verify`."""
 
     run_dir: Path
-    status: str  # 'identical' | 'differs' | 'inputs changed'
+    status: str  # 'identical' | 'differs' | 'inputs changed' | 'outputs changed'
     differences: list[Difference] = field(default_factory=list)
     inputs_changed: list[str] = field(default_factory=list)
     n_counties: int = 0
     rtol: float = 0.0
+    outputs_changed: list[tuple[str, str]] = field(default_factory=list)  # (file, 'changed'|'missing'|'extra')
 
     @property
     def identical(self) -> bool:
@@ -104,6 +106,8 @@ class VerifyResult:
         status = label(f"runner_verify_{self.status.replace(' ', '_')}", lang)
         out = [text("runner_verify_head", lang, status=status, n=self.n_counties, compared=cmp)]
         out += [text("runner_verify_input_changed", lang, input=p) for p in self.inputs_changed]
+        out += [text("runner_verify_output_changed", lang, output=p, how=label(f"runner_verify_how_{how}", lang))
+                for p, how in self.outputs_changed]
         if self.inputs_changed and self.differences:
             out.append(text("runner_verify_n_differ", lang, n=len(self.differences)))
         out += [str(d) for d in self.differences]
@@ -127,6 +131,28 @@ def _changed_inputs(man: dict[str, Any], new_man: dict[str, Any], nb: Path) -> l
         elif old_in[rel] != new_in[rel]:
             changed.append(f"{rel} (sha256 differs)")
     return changed
+
+
+def changed_outputs(run: Path, man: dict[str, Any]) -> list[tuple[str, str]]:
+    """Output files that differ from the manifest's record: ``(path, 'changed' | 'missing' | 'extra')``.
+
+    Covers every file of every county directory the manifest lists (HTML, Excel, notebooks, JSON,
+    logs, run.json) and summary.csv / index.html. A manifest without ``outputs`` (older evalkit)
+    has nothing to compare.
+    """
+    want = man.get("outputs")
+    if not isinstance(want, dict):
+        return []
+    have = recorded_outputs(run, [str(c) for c in man.get("counties", [])])
+    out = []
+    for k in sorted(set(want) | set(have)):
+        if k not in have:
+            out.append((k, "missing"))
+        elif k not in want:
+            out.append((k, "extra"))
+        elif want[k] != have[k]:
+            out.append((k, "changed"))
+    return [o for o in out if o[0] not in RUN_LEVEL_FILES or o[1] != "extra"]
 
 
 def _differences(run: Path, man: dict[str, Any], new: BatchResult, rtol: float) -> list[Difference]:
@@ -168,7 +194,9 @@ def verify(run_dir: str | Path, workers: int = 2, rtol: float = 0.0, progress: b
     Returns
     -------
     VerifyResult
-        ``status`` is 'inputs changed' when the notebook, an input file or the evalkit source no
+        ``status`` is 'outputs changed' when a file of the run (a report, ledger, notebook,
+        results.json, run.json, summary.csv or index.html) was edited, removed or added since the
+        manifest recorded it; else 'inputs changed' when the notebook, an input file or the evalkit source no
         longer has the manifest's sha256 (or the evalkit version differs); the re-execution still
         runs, so the differences are listed too. Else 'identical' or 'differs'.
     """
@@ -179,6 +207,7 @@ def verify(run_dir: str | Path, workers: int = 2, rtol: float = 0.0, progress: b
     nb = Path(man["notebook"]["path"])
     if not nb.is_file():
         raise BatchError(f"the run's notebook is gone: {nb}")
+    touched = changed_outputs(run, man)
     counties = man["counties"] if man.get("county_param") else "all"
     with tempfile.TemporaryDirectory(prefix="evalkit-verify-") as tmp:
         new = run_batch(nb, man["data_dir"], counties=counties, params=man["parameters"]["given"],
@@ -186,5 +215,6 @@ def verify(run_dir: str | Path, workers: int = 2, rtol: float = 0.0, progress: b
                         kernel_name=man.get("kernel_name"), scheduler=scheduler, progress_lang=progress_lang)
         changed = _changed_inputs(man, read_json(new.manifest), nb)
         diffs = _differences(run, man, new, rtol)
-    status = "inputs changed" if changed else ("differs" if diffs else "identical")
-    return VerifyResult(run, status, diffs, changed, len(new.counties), rtol)
+    status = ("outputs changed" if touched else "inputs changed" if changed
+              else "differs" if diffs else "identical")
+    return VerifyResult(run, status, diffs, changed, len(new.counties), rtol, touched)
