@@ -35,6 +35,10 @@ class Column:
     en: str
     zh_description: str
     required: bool
+    #: (low, high) of a plausible value: outside it a warning (the row is kept), else None.
+    plausible: tuple[float, float] | None = None
+    #: Where the plausible range comes from (a policy section or a stated assumption).
+    plausible_source: str = ""
 
     @property
     def code_list(self) -> str | None:
@@ -77,7 +81,8 @@ def tables() -> dict[str, TableSpec]:
     for tname, t in _raw()["tables"].items():
         cols = tuple(
             Column(c["name"], c["dtype"], c["zh"], tuple(c["variants"]), c["unit"], c["en"],
-                   c["zh_description"], bool(c["required"]))
+                   c["zh_description"], bool(c["required"]),
+                   tuple(c["plausible"]) if "plausible" in c else None, c.get("plausible_source", ""))
             for c in t["columns"]
         )
         out[tname] = TableSpec(tname, t["zh"], t["description"], tuple(t["key"]), cols)
@@ -166,6 +171,12 @@ def render_markdown() -> str:
                 f"{'yes' if c.required else 'no'} | {c.en} | {c.zh_description} |"
             )
         lines.append("")
+        plaus = [c for c in t.columns if c.plausible]
+        if plaus:
+            lines += ["Plausible ranges (a value outside gives a warning; the row is kept):", ""]
+            lines += [f"- `{c.name}`: {c.plausible[0]:g} to {c.plausible[1]:g} — {c.plausible_source}"
+                      for c in plaus]
+            lines.append("")
     lines += ["## Code lists / 代码表", ""]
     for lname, vals in _raw()["codes"].items():
         lines += [f"### `{lname}`", "", "| code | 中文 | English | variants |", "|---|---|---|---|"]

@@ -2,13 +2,18 @@
 
 Data flows through these modules in order:
 
-- :mod:`~evalkit.data.discovery`: the files of a dataset, the table each holds, its fingerprint;
-- :mod:`~evalkit.data.readers` and :mod:`~evalkit.data.raw`: CSV/TXT, Excel and Parquet into
-  raw tables (encoding, separator, header row and table detected);
+- :mod:`~evalkit.data.discovery`: the files of a dataset, the table each holds, its fingerprint,
+  and the files it does not read (each named in the report);
+- :mod:`~evalkit.data.readers` and :mod:`~evalkit.data.raw`: CSV/TXT, Excel (.xlsx, old .xls,
+  HTML tables saved as Excel) and Parquet into raw tables (encoding, separator, header row or
+  two-row header, merged cells and table detected);
+- :mod:`~evalkit.data.layouts`: the national systems' exports (person-level detail, household
+  list; ``config/layouts.toml``) split into the canonical households, members and panel tables;
 - :mod:`~evalkit.data.coercion`: raw values into the dictionary's dtypes (real-export traps);
 - :mod:`~evalkit.data.rules` and :mod:`~evalkit.data.schemas`: ranges, cross-column and
   cross-table rules, pandera schemas built from the data dictionary;
-- :mod:`~evalkit.data.validation`: a table's findings, duplicate keys, references, and the
+- :mod:`~evalkit.data.validation`: a table's findings, plausible ranges, household size against
+  members, duplicate keys, references, and the
   :class:`ValidationReport` (:mod:`~evalkit.data.validation_report`);
 - :mod:`~evalkit.data.dataset`: :func:`load_dataset` and :class:`Dataset`;
 - :mod:`~evalkit.data.quarantine`: the quarantined rows and findings written for a person to fix;
@@ -31,6 +36,7 @@ from evalkit.data.coercion import (
 from evalkit.data.dataset import Dataset, load_dataset
 from evalkit.data.discovery import (
     EXCEL_EXTS,
+    HTML_EXTS,
     PARQUET_EXTS,
     PARTITIONED,
     TABLE_EXTS,
@@ -40,7 +46,9 @@ from evalkit.data.discovery import (
     dataset_fingerprint,
     dataset_sha256,
     table_from_name,
+    unread_files,
 )
+from evalkit.data.layouts import detect_layout, split_layout
 from evalkit.data.problems import (
     PROBLEM_COLUMNS,
     SEVERITIES,
@@ -48,7 +56,7 @@ from evalkit.data.problems import (
     empty_problems,
     problems_frame,
 )
-from evalkit.data.quarantine import default_quarantine_dir, write_quarantine
+from evalkit.data.quarantine import default_quarantine_dir, rotate_quarantine, write_quarantine
 from evalkit.data.raw import RawTable
 from evalkit.data.readers import decode_bytes, read_table, read_tables
 from evalkit.data.rules import (
@@ -75,7 +83,8 @@ __all__ = [
     # loading
     "Dataset", "load_dataset", "InputError", "InputFile", "RawTable", "read_table", "read_tables",
     "decode_bytes", "table_from_name", "dataset_files", "dataset_fingerprint", "dataset_sha256",
-    "TEXT_EXTS", "EXCEL_EXTS", "PARQUET_EXTS", "TABLE_EXTS", "PARTITIONED",
+    "TEXT_EXTS", "EXCEL_EXTS", "HTML_EXTS", "PARQUET_EXTS", "TABLE_EXTS", "PARTITIONED",
+    "unread_files", "detect_layout", "split_layout",
     # coercion and validation
     "coerce_series", "coerce_frame", "canonical_dtype", "table_schema", "validate_frame",
     "validate_tables", "duplicate_problems", "reference_problems", "TableInput",
@@ -84,7 +93,7 @@ __all__ = [
     "MSG_LEADING", "MSG_MISSING", "TABLE_ORDER", "REFERENCES", "YEAR_RANGE", "BIRTH_YEAR_RANGE",
     "HOUSEHOLD_SIZE_RANGE", "check_digit", "valid_id_number",
     # quarantine
-    "write_quarantine", "default_quarantine_dir",
+    "write_quarantine", "default_quarantine_dir", "rotate_quarantine",
     # county selection
     "select_counties",
 ]

@@ -3,6 +3,9 @@
 The only transformations applied to valid data are these documented parsings (real exports are
 full of them):
 
+- codes and ID numbers: Excel's text markers (a leading ``'``, a ``="…"`` wrapper) and zero-width
+  or BOM characters are removed, each with a row notice (``text_marker``); exact integers of a
+  typed (Parquet) column are taken as their digits, floats that lost digits are refused;
 - every non-``string`` value: NFKC (full-width digits and letters -> ASCII) and trimmed; an empty
   value is null; ``string`` values are only trimmed;
 - ``codeN`` / ``id16``: an Excel number (``610602`` or ``610602.0``, also the text ``"610602.0"``)
@@ -34,7 +37,7 @@ from evalkit.data.problems import RowFindings
 from evalkit.errors import ParameterError
 
 __all__ = [
-    "MSG_ID_NUMBER", "MSG_LONG_NUMBER", "MSG_SCI", "MSG_LEADING", "canonical_dtype",
+    "MSG_ID_NUMBER", "MSG_MARKER", "MSG_LONG_NUMBER", "MSG_SCI", "MSG_LEADING", "canonical_dtype",
     "validation_dtype", "ascii_digits", "null_series", "coerce_series", "coerce_frame",
 ]
 
@@ -137,9 +140,40 @@ def _int_text(v: np.ndarray) -> np.ndarray:
     return v.astype(np.int64).astype(str)
 
 
+#: Zero-width and BOM characters that exporters and copy-paste leave inside codes.
+_INVISIBLE = "[\u200b\u200c\u200d\u2060\ufeff\u00ad]"
+MSG_MARKER = "Excel text marker or invisible character removed"
+
+
+def _int_exact(s: pd.Series) -> pd.Series | None:
+    """Digits of an integer-typed column (Parquet int64 is exact), else None."""
+    if pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        v = s.astype("Int64")
+        return v.astype("str").where(v.notna())
+    return None
+
+
+def _strip_markers(t: pd.Series, col: str, errs: RowFindings) -> pd.Series:
+    """Remove ``'…``, ``="…"`` and invisible characters from codes, with a row notice."""
+    if t.isna().all():
+        return t
+    has = t.str.contains(r"^\s*(?:'|=\s*\")|" + _INVISIBLE, regex=True).fillna(False).to_numpy(dtype=bool)
+    if not has.any():
+        return t
+    sub = t[has].str.replace(_INVISIBLE, "", regex=True).str.strip()
+    sub = sub.str.replace(r'^=\s*"(.*)"$', r"\1", regex=True).str.replace(r"^'", "", regex=True)
+    errs.add(has, col, MSG_MARKER, "text_marker", "notice")
+    t = t.copy()
+    t[has] = sub.to_numpy()
+    return t
+
+
 def _c_code(s: pd.Series, col: str, errs: RowFindings) -> pd.Series:
+    exact = _int_exact(s)
+    if exact is not None:
+        return exact
     text, num = _split(s)
-    out = _norm(text) if text is not None else null_series(len(s), s.index, "str")
+    out = _strip_markers(_norm(text), col, errs) if text is not None else null_series(len(s), s.index, "str")
     if text is not None:
         rest = (~ascii_digits(out) & out.notna()).to_numpy()
         if rest.any():  # the rare values that are not plain digit strings
@@ -170,12 +204,15 @@ def _c_code(s: pd.Series, col: str, errs: RowFindings) -> pd.Series:
 
 
 def _c_id18(s: pd.Series, col: str, errs: RowFindings) -> pd.Series:
+    exact = _int_exact(s)
+    if exact is not None:
+        return exact
     text, num = _split(s)
     if num is not None:
         errs.add(~np.isnan(num.to_numpy()), col, MSG_ID_NUMBER, "id_precision")
     if text is None:
         return null_series(len(s), s.index, "str")
-    out = _norm(text).str.upper()
+    out = _strip_markers(_norm(text), col, errs).str.upper()
     floaty = out.str.fullmatch(_FLOATISH_ID_RE).fillna(False)
     errs.add(floaty, col, MSG_ID_NUMBER, "id_precision")
     return out.where(~floaty)
@@ -271,6 +308,9 @@ def _c_category(s: pd.Series, col: str, list_name: str) -> pd.Series:
 
 
 def _c_string(s: pd.Series, col: str, errs: RowFindings) -> pd.Series:
+    exact = _int_exact(s)
+    if exact is not None:
+        return exact
     text, num = _split(s)
     out = text.str.strip() if text is not None else null_series(len(s), s.index, "str")
     out = out.where(out != "")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from evalkit import dictionary
 from evalkit.data.coercion import coerce_series
-from evalkit.data.discovery import InputFile, Source, dataset_sha256, discover
+from evalkit.data.discovery import InputFile, Source, dataset_sha256, discover, unread_files
 from evalkit.data.problems import problem, problems_frame
 from evalkit.data.raw import RawTable
 from evalkit.data.readers import read_tables
@@ -20,7 +20,10 @@ from evalkit.data.validation_report import ValidationReport
 from evalkit.errors import InputError
 from evalkit.provenance import sha256_file
 
-__all__ = ["Dataset", "load_dataset"]
+__all__ = ["Dataset", "load_dataset", "METADATA_EXTS"]
+
+#: Companion files of a dataset (the generator's manifest, notes): named as notices, not warnings.
+METADATA_EXTS = (".json", ".md")
 
 
 @dataclass
@@ -77,7 +80,7 @@ def _county_filter(rt: RawTable, counties: set[str]) -> RawTable:
 
 
 def _read_sources(sources: list[Source], single: bool, wanted: set[str] | None,
-                  counties: set[str] | None
+                  counties: set[str] | None, year: int | None = None
                   ) -> tuple[list[RawTable], list[pd.DataFrame], list[InputFile]]:
     """Raw tables, reading findings and input files of every source."""
     problems: list[pd.DataFrame] = []
@@ -85,7 +88,7 @@ def _read_sources(sources: list[Source], single: bool, wanted: set[str] | None,
     files: list[InputFile] = []
     for src in sources:
         try:
-            got = read_tables(src.path, src.table, label=src.label)
+            got = read_tables(src.path, src.table, label=src.label, year=year)
         except InputError as e:
             if single:
                 raise
@@ -97,9 +100,10 @@ def _read_sources(sources: list[Source], single: bool, wanted: set[str] | None,
             continue
         kept = []
         for rt in got:
-            problems.append(rt.problems)
             if wanted and rt.table not in wanted:
+                # e.g. the panel part of a register export when only households are asked for
                 continue
+            problems.append(rt.problems)
             if counties is not None and not src.by_county:
                 rt = _county_filter(rt, counties)
             kept.append(rt)
@@ -135,7 +139,8 @@ def _table_inputs(raws: list[RawTable]) -> dict[str, TableInput]:
 
 
 def load_dataset(path: str | Path, tables: Iterable[str] | None = None,
-                 counties: Iterable[str] | None = None, validate: bool = True) -> Dataset:
+                 counties: Iterable[str] | None = None, validate: bool = True, *,
+                 year: int | None = None) -> Dataset:
     """Load and validate a dataset directory or a single file.
 
     Parameters
@@ -151,6 +156,9 @@ def load_dataset(path: str | Path, tables: Iterable[str] | None = None,
         county code (or the first 6 digits of village, household or person number).
     validate : bool
         False: parse values only, skip schema, duplicate and cross-table checks.
+    year : int, optional
+        Year of the income columns of a national household or person list that has neither a
+        年度 column nor a year in its file name (``evalkit validate --year``).
 
     Returns
     -------
@@ -172,10 +180,19 @@ def load_dataset(path: str | Path, tables: Iterable[str] | None = None,
         sources, base = [Source(root, None, root.name, False)], root.parent
     else:
         sources, base = discover(root, wanted, cset), root
-        if not sources:
+        unread = unread_files(root)
+        if not sources and not unread:
             raise InputError(f"{path}: no table files found (expected e.g. households.csv,"
                              " 农户.xlsx, households/<county>.parquet)")
-    raws, problems, files = _read_sources(sources, root.is_file(), wanted, cset)
+    raws, problems, files = _read_sources(sources, root.is_file(), wanted, cset, year)
+    if not root.is_file():
+        problems.append(problems_frame([
+            problem(u, "", "not read: metadata (manifest, notes)", "notice", rule="file_not_read")
+            if Path(u).suffix.lower() in METADATA_EXTS else
+            problem(u, "", "not read: not a table file (expected CSV/TXT, Excel .xlsx/.xls, HTML"
+                    " export or Parquet named by table, or a folder named by table)", "warning",
+                    rule="file_not_read")
+            for u in unread]))
     loaded = {r.table for r in raws}
     for t in sorted(wanted or ()):
         if t not in loaded:

@@ -17,20 +17,25 @@ from evalkit import dictionary
 from evalkit.provenance import sha256_file
 
 __all__ = [
-    "TEXT_EXTS", "EXCEL_EXTS", "PARQUET_EXTS", "TABLE_EXTS", "PARTITIONED", "QUARANTINE_SUFFIX",
-    "REPORT_FILE", "InputFile", "Source", "dataset_sha256", "table_from_name", "discover",
+    "TEXT_EXTS", "EXCEL_EXTS", "HTML_EXTS", "PARQUET_EXTS", "TABLE_EXTS", "PARTITIONED", "QUARANTINE_SUFFIX",
+    "REPORT_FILE", "QUARANTINE_DIR", "InputFile", "unread_files", "Source", "dataset_sha256",
+    "table_from_name", "discover",
     "dataset_files", "dataset_fingerprint", "is_output",
 ]
 
 TEXT_EXTS = (".csv", ".txt", ".tsv")
-EXCEL_EXTS = (".xlsx", ".xlsm")
+EXCEL_EXTS = (".xlsx", ".xlsm", ".xls")
+#: Web-system exports saved as HTML (also recognized by content when named .xls/.xlsx).
+HTML_EXTS = (".html", ".htm")
 PARQUET_EXTS = (".parquet", ".pq")
-TABLE_EXTS = TEXT_EXTS + EXCEL_EXTS + PARQUET_EXTS
+TABLE_EXTS = TEXT_EXTS + EXCEL_EXTS + HTML_EXTS + PARQUET_EXTS
 #: Tables the generator writes as one file per county (``<table>/<county_code>.parquet``).
 PARTITIONED = ("households", "members", "panel", "truth", "field_survey")
 #: Ending of a quarantine file (``<table>.quarantine.csv``) and name of the findings file.
 QUARANTINE_SUFFIX = ".quarantine.csv"
 REPORT_FILE = "validation_report.csv"
+#: Folder of the quarantine files inside a dataset directory (never read as input).
+QUARANTINE_DIR = "quarantine"
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,27 @@ def discover(root: Path, wanted: set[str] | None, counties: set[str] | None) -> 
                 continue
             found.append(Source(entry, t, entry.name, False))
     return found
+
+
+def unread_files(root: Path) -> list[str]:
+    """Files and folders of a dataset directory that :func:`discover` never reads (unknown format,
+    a folder not named after a table), relative to ``root``: the loader names each in a warning.
+
+    Hidden files, Excel lock files, the quarantine folder and the loader's own outputs are left out.
+    """
+    out = []
+    for entry in sorted(root.iterdir()):
+        if _skipped(entry) or is_output(entry) or entry.name == QUARANTINE_DIR:
+            continue
+        if entry.is_dir():
+            if table_from_name(entry.name) is None:
+                out.append(entry.name + "/")
+            else:
+                out += [f.relative_to(root).as_posix() for f in sorted(entry.iterdir())
+                        if f.is_file() and not _skipped(f) and f.suffix.lower() not in TABLE_EXTS]
+        elif entry.suffix.lower() not in TABLE_EXTS:
+            out.append(entry.name)
+    return out
 
 
 def dataset_files(path: str | Path, tables: Iterable[str] | None = None,

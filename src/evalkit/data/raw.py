@@ -22,6 +22,7 @@ from evalkit.data.problems import problem, problems_frame
 
 __all__ = [
     "HEADER_SCAN_ROWS", "RawTable", "TableGuess", "cell_text", "guess_header", "build_raw_table",
+    "combine_header", "header_cells", "blank_rows",
 ]
 
 #: Rows searched for the header (title rows above it are skipped).
@@ -90,11 +91,27 @@ def cell_text(v) -> str:
 @dataclass(frozen=True)
 class TableGuess:
     """Header row (0-based in the rows searched), table, and score
-    (share of required columns found, number of columns recognized)."""
+    (share of required columns found, number of columns recognized); ``two_rows`` when the header
+    spans this row and the one above (a group row such as 收入情况 over sub-headers, with the other
+    headers merged vertically over both)."""
 
     row: int
     table: str | None
     score: tuple[float, int]
+    two_rows: bool = False
+
+
+def combine_header(upper: Sequence, lower: Sequence) -> list:
+    """A two-row header: each column's lower cell, or the upper one where the lower is empty."""
+    n = max(len(upper), len(lower))
+    up = list(upper) + [None] * (n - len(upper))
+    lo = list(lower) + [None] * (n - len(lower))
+    return [b if cell_text(b).strip() else a for a, b in zip(up, lo)]
+
+
+def header_cells(rows: Sequence[Sequence], g: TableGuess) -> list:
+    """The header of a guess (combined with the row above for a two-row header)."""
+    return combine_header(rows[g.row - 1], rows[g.row]) if g.two_rows else list(rows[g.row])
 
 
 def _score(cells: Sequence, table: str) -> tuple[float, int]:
@@ -118,11 +135,15 @@ def guess_header(rows: Sequence[Sequence], table: str | None) -> TableGuess:
     best = TableGuess(0, None, (0.0, 0))
     best_matched = 0
     for i, cells in enumerate(rows[:HEADER_SCAN_ROWS]):
-        scores = {t: _score(cells, t) for t in cands}
-        t = max(scores, key=lambda k: scores[k])
-        matched = max(s[1] for s in scores.values())
-        if matched > best_matched:
-            best_matched, best = matched, TableGuess(i, t, scores[t])
+        options = [(cells, False)]
+        if i > 0 and any(not cell_text(c).strip() for c in cells):
+            options.append((combine_header(rows[i - 1], cells), True))
+        for cand, two in options:
+            scores = {t: _score(cand, t) for t in cands}
+            t = max(scores, key=lambda k: scores[k])
+            matched = max(s[1] for s in scores.values())
+            if matched > best_matched:
+                best_matched, best = matched, TableGuess(i, t, scores[t], two)
     return best
 
 
@@ -139,6 +160,11 @@ def _blank_mask(g: pd.DataFrame) -> np.ndarray:
         b = s.isna() | (s.str.strip() == "")
         blank[idx] = b.to_numpy(dtype=bool)
     return blank
+
+
+def blank_rows(g: pd.DataFrame) -> np.ndarray:
+    """Rows of a raw grid whose cells are all empty or whitespace (True = blank)."""
+    return _blank_mask(g)
 
 
 def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
@@ -235,6 +261,9 @@ def build_raw_table(grid: pd.DataFrame, row_numbers: np.ndarray, *, table: str, 
     grid = grid.drop(columns=[names[i] for i in drop])
     _column_problems(grid.columns, table, file, problems)
     keep = ~blank
+    if not keep.any():
+        problems.append(problem(file, table, "no data rows (the file has a header only)", "notice",
+                                rule="no_data_rows"))
     frame = grid[keep].reset_index(drop=True)
     rt = RawTable(table, file, path, frame, row_numbers[keep], headers,
                   problems_frame(problems), sheet=sheet, encoding=encoding)

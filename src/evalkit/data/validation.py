@@ -27,7 +27,7 @@ from evalkit.privacy import mask_id_number, mask_name
 
 __all__ = [
     "TableInput", "ValidationResult", "duplicate_problems", "reference_problems",
-    "table_problems", "validate_tables",
+    "table_problems", "validate_tables", "plausibility_problems", "household_size_problems",
 ]
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,46 @@ def _finalize_types(typed: pd.DataFrame, table: str) -> pd.DataFrame:
     return out
 
 
+def plausibility_problems(typed: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Warnings for values outside a column's plausible range (``plausible`` in the dictionary)."""
+    errs = RowFindings()
+    for c in dictionary.table(table).columns:
+        if c.plausible is None or c.name not in typed.columns:
+            continue
+        lo, hi = c.plausible
+        v = pd.to_numeric(typed[c.name], errors="coerce").astype("float64").to_numpy()
+        with np.errstate(invalid="ignore"):
+            out = ~np.isnan(v) & ((v < lo) | (v > hi))
+        if out.any():
+            txt = pd.Series(v[out]).map(lambda x: f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}")
+            reason = np.full(len(v), None, dtype=object)
+            reason[out] = (txt + f" is outside the plausible range {lo:,g} to {hi:,g} ({c.plausible_source})"
+                           ).to_numpy()
+            errs.add(out, c.name, reason, "plausible", "warning")
+    return errs.frame()
+
+
+def household_size_problems(households: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
+    """A warning per household whose household_size differs from its number of members.
+
+    Parameters
+    ----------
+    households, members : DataFrame
+        Coerced tables (every row, valid or not); positions refer to ``households``.
+    """
+    errs = RowFindings()
+    n = members["household_id"].dropna().value_counts()
+    have = n.reindex(households["household_id"].to_numpy()).fillna(0).to_numpy(dtype=np.int64)
+    size = pd.to_numeric(households["household_size"], errors="coerce").astype("float64").to_numpy()
+    differ = households["household_id"].notna().to_numpy() & ~np.isnan(size) & (size != have)
+    if differ.any():
+        reason = np.full(len(households), None, dtype=object)
+        reason[differ] = [f"household_size {int(s)} but {k} member(s) listed in members"
+                          for s, k in zip(size[differ], have[differ])]
+        errs.add(differ, "household_size", reason, "household_size_members", "warning")
+    return errs.frame()
+
+
 def _table_findings(t: str, inp: TableInput, typed: pd.DataFrame, parse_errors: pd.DataFrame,
                     inputs: dict[str, TableInput], typed_all: dict[str, pd.DataFrame],
                     bad_all: dict[str, np.ndarray]) -> list[pd.DataFrame]:
@@ -214,6 +254,7 @@ def _table_findings(t: str, inp: TableInput, typed: pd.DataFrame, parse_errors: 
         here = pd.MultiIndex.from_frame(verr[["pos", "column"]])
         verr = verr[~(here.isin(known) & (verr["rule"] == "missing").to_numpy())]
     found.append(verr)
+    found.append(plausibility_problems(typed, t))
     found.append(duplicate_problems(typed, t, inp.files, inp.rows))
     for child, ccol, parent, pcol, noun in REFERENCES:
         if child != t or parent not in typed_all or not inputs[parent].complete:
@@ -287,6 +328,9 @@ def validate_tables(inputs: dict[str, TableInput], *, validate: bool = True,
         parts.append(table_problems(t, inp, errs))
         n_rows[t], n_valid[t], n_quar[t] = len(typed), int((~bad).sum()), int(bad.sum())
         log.info("%s: %d rows, %d valid, %d quarantined", t, n_rows[t], n_valid[t], n_quar[t])
+    if validate and "households" in inputs and "members" in inputs and inputs["members"].complete:
+        hs = household_size_problems(typed_all["households"], typed_all["members"])
+        parts.append(table_problems("households", inputs["households"], hs))
     allp = _concat(parts, empty_problems())
     report = ValidationReport(problem_dtypes(allp), n_rows, n_valid, n_quar)
     return ValidationResult(tables, quarantine, report)
