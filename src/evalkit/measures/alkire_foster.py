@@ -9,7 +9,7 @@ import pandas as pd
 from evalkit.config import Policy
 from evalkit.errors import MeasureError
 from evalkit.measures.columns import as_boolean, as_list, check_finite, require_columns
-from evalkit.measures.poverty import GROUP_KEY
+from evalkit.measures.poverty import GROUP_KEY, population_weights
 from evalkit.text import Note
 
 __all__ = ["alkire_foster", "deprivation_scores", "intensity_notes"]
@@ -61,11 +61,7 @@ def _dimension_weights(dimensions: dict[str, float] | list[str] | None,
 
 def _population_weights(df: pd.DataFrame, weight: str | None, persons: str | None) -> np.ndarray:
     """weight × persons per row (1 when not given), finite and non-negative."""
-    w = np.ones(len(df))
-    if weight is not None:
-        w = w * pd.to_numeric(df[weight]).to_numpy(dtype=float)
-    if persons is not None:
-        w = w * pd.to_numeric(df[persons]).to_numpy(dtype=float)
+    w = population_weights(df, weight, persons)
     check_finite(w, "weight")
     if np.any(w < 0):
         raise MeasureError("weights must be non-negative")
