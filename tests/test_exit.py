@@ -200,7 +200,7 @@ def test_korn_graubard_agrees_with_r_svyciprop_beta(case):
 
 def test_ci_method_from_policy_and_argument():
     fs, reg = _fixture()
-    assert POLICY.survey.ci_method == "korn_graubard_deff1"
+    assert POLICY.survey.ci_method == "korn_graubard_fpc"
     raw = copy.deepcopy(load_policy().raw)
     raw["survey"]["ci_method"] = "wald"
     res = estimate(fs, reg, "610102", 2018, policy=Policy(raw=raw, sources=("test",)))
@@ -224,6 +224,14 @@ def test_deff1_caps_the_effective_size_at_the_sampled_households():
         f = (stats.t.ppf(0.025, r["n"] - 1) / stats.t.ppf(0.025, r["df"])) ** 2
         assert b.n_eff[c] == pytest.approx(min(r["neff"], r["n"] * f), rel=1e-9)
         assert b.table.loc[c, "uci"] >= a.table.loc[c, "uci"] - 1e-15
+    # '_fpc': the cap is n / (1 - n/N) with N the register households of the domain
+    c = estimate(_rare(fs, 1), reg, "610102", 2018, counties=COUNTIES_R, ci_method="korn_graubard_fpc")
+    hs = reg.assign(x=np.where(reg["registered"] & (reg["exit_year"].fillna(9999) <= 2018), "exited",
+                               np.where(reg["registered"], "poor", "non_registered")))["x"].value_counts()
+    for c_, big in (("wrongly_exited_rate", hs["exited"]), ("missed_poor_rate", hs["non_registered"])):
+        r = R_KG[("near_zero", c_)]
+        f = (stats.t.ppf(0.025, r["n"] - 1) / stats.t.ppf(0.025, r["df"])) ** 2
+        assert c.n_eff[c_] == pytest.approx(min(r["neff"], r["n"] * big / (big - r["n"]) * f), rel=1e-9)
     p, ne = R_KG[("near_zero", "missed_poor_rate")]["est"], b.n_eff["missed_poor_rate"]
     assert b.table.loc["missed_poor_rate", "uci"] == pytest.approx(stats.beta.ppf(0.975, ne * p + 1, ne * (1 - p)),
                                                                    rel=1e-9)
@@ -701,7 +709,9 @@ def test_estimates_track_truth(synth_county):
     # design-based estimates are unbiased-ish: the mean over draws is near the true rates
     villages, households, truth = synth_county
     tr = true_rates(households, truth, "610101", 2018, POLICY)
-    design = SampleDesign.from_policy(POLICY)
+    # a moderate design keeps the 40 svy estimates fast; unbiasedness does not depend on it
+    design = SampleDesign.from_policy(POLICY, villages_per_stratum={"poverty_village": 20, "non_poverty_village": 10},
+                                      households_per_village={"exited": 30, "poor": 5, "non_registered": 15})
     ests = [estimate(survey_from_truth(draw_sample(households, villages, 2018, design, seed=s), truth, 2018),
                      households, "610101", 2018).table["est"] for s in range(40)]
     e = pd.concat(ests, axis=1)
@@ -768,3 +778,101 @@ def test_replicate_criteria_equal_assess_sample_replicate_by_replicate(synth_cou
             np.testing.assert_array_equal(rc.df[i], t["df"])
             np.testing.assert_allclose(lo[i], t["lci"], rtol=1e-9, atol=1e-15)
             np.testing.assert_allclose(hi[i], t["uci"], rtol=1e-9, atol=1e-15)
+
+
+def test_vectorized_draws_have_svy_probabilities_and_equal_svy_estimates(synth_county):
+    # the NumPy draws (all replicates at once) give every sampled village and household the
+    # inclusion probability svy's own draw gives it, and the vectorized estimator equals the
+    # SurveyDesign (svy) estimate of the same sample to 1e-10, replicate by replicate
+    from evalkit.assessment.simulation import draws_criteria, draws_sample
+    from evalkit.survey import build_frame, draw_from_frame
+    from evalkit.survey.replicates import draw_replicates
+    villages, households, truth = synth_county
+    d = SampleDesign.from_policy(POLICY, villages_per_stratum={"poverty_village": 6, "non_poverty_village": 5},
+                                 households_per_village={"exited": 8, "poor": 2, "non_registered": 6})
+    frame = build_frame(households, villages, 2018, d)
+    draws = draw_replicates(frame, 400, np.random.default_rng(5))
+    ref = pd.concat([draw_from_frame(frame, np.random.default_rng(s)) for s in range(3)])
+    mine = draws_sample(frame, draws)
+    both = ref.merge(mine.drop(columns="rep").drop_duplicates("household_id"), on="household_id",
+                     suffixes=("", "_np"))
+    assert len(both) > 100
+    np.testing.assert_allclose(both["prob_village_np"], both["prob_village"], rtol=1e-12)
+    np.testing.assert_allclose(both["prob_household_np"], both["prob_household"], rtol=1e-12)
+    # every village x household stratum holds min(n, M) sampled households in every replicate
+    one = draws_sample(frame, draws, 7)
+    cells = one.groupby(["village_code", "hh_stratum"]).size()
+    want = households[households["village_code"].isin(one["village_code"])].assign(
+        hs=lambda x: np.where(x["registered"] & (x["exit_year"].fillna(9999) <= 2018), "exited",
+                              np.where(x["registered"], "poor", "non_registered"))).groupby(
+        ["village_code", "hs"]).size().clip(upper=pd.Series({"exited": 8, "poor": 2, "non_registered": 6}).reindex(
+            cells.index.get_level_values(1)).to_numpy())
+    np.testing.assert_array_equal(cells.to_numpy(), want.to_numpy())
+    # villages are selected as often as their probabilities say (PPS with certainty units)
+    v = mine[["rep", "village_code", "prob_village"]].drop_duplicates(["rep", "village_code"])
+    freq = v.groupby("village_code").agg(k=("rep", "size"), p=("prob_village", "first"))
+    z = (freq["k"] / 400 - freq["p"]) / np.sqrt(freq["p"] * (1 - freq["p"]) / 400 + 1e-12)
+    assert np.abs(z).max() < 4.5
+    tix = truth_index(truth, 2018)
+    for ci in ("korn_graubard_fpc", "wald"):
+        ctx = county_context(households, "610101", 2018, POLICY, villages=villages, ci_method=ci)
+        rc = draws_criteria(ctx, frame, draws, truth[truth["year"] == 2018])
+        lo, hi = rc.intervals(ci)
+        for r in range(4):
+            t = assess_sample(ctx, fill_survey(draws_sample(frame, draws, r), tix, 2018)).table
+            np.testing.assert_allclose(rc.est[r], t["est"], rtol=1e-10, atol=1e-15)
+            np.testing.assert_allclose(rc.se[r], t["se"], rtol=1e-10, atol=1e-15)
+            np.testing.assert_array_equal(rc.df[r], t["df"])
+            np.testing.assert_allclose(lo[r], t["lci"], rtol=1e-9, atol=1e-15)
+            np.testing.assert_allclose(hi[r], t["uci"], rtol=1e-9, atol=1e-15)
+
+
+def test_set_truth_on_the_failing_side(synth_county):
+    from evalkit.assessment import set_truth
+    villages, households, truth = synth_county
+    ty = truth[truth["year"] == 2018]
+    for crit, target in (("wrongly_exited_rate", 0.02), ("missed_poor_rate", 0.02)):
+        t = set_truth(ty, households, 2018, crit, target, np.random.default_rng(1), POLICY, side="failing")
+        got = true_rates(households, t, "610101", 2018, POLICY)[crit]
+        assert target <= got < target + 0.01
+    t = set_truth(ty, households, 2018, "approval_rate", 0.9, np.random.default_rng(1), POLICY, side="failing")
+    assert true_rates(households, t, "610101", 2018, POLICY)["approval_rate"] < 0.9
+
+
+def test_fpc_cap_of_the_effective_size_by_hand():
+    # n / (1 - f) with f = n / N of the domain's register households; infinite cap at a census
+    from evalkit.assessment.intervals import effective_size_cap
+    reg = {"households": {"exited": 400, "poor": 50, "non_registered": 1000}}
+    cap, n0 = effective_size_cap("korn_graubard_fpc", np.array([100.0, 200.0, 300.0, 400.0]), reg)
+    np.testing.assert_allclose(cap[:3], [100 / (1 - 100 / 400), 200 / (1 - 200 / 1000), 300 / (1 - 300 / 1450)])
+    np.testing.assert_allclose(cap[3], 400 / (1 - 400 / 1400))
+    assert effective_size_cap("korn_graubard_deff1", np.array([5.0]), reg)[0][0] == 5.0
+    assert effective_size_cap("korn_graubard", np.array([5.0]), reg)[0] is None
+    c, _ = effective_size_cap("korn_graubard_fpc", np.array([400.0, 10, 10, 10]), reg)
+    assert np.isinf(c[0])
+
+
+def test_calibration_agrees_with_r_calibrate():
+    # R survey 4.1.1 calibrate(calfun="linear") + svyratio on tests/fixtures_r/fixture.csv
+    # (tests/fixtures_r/calibration.R): calibrated weights, ratios and their SEs to 1e-8
+    from evalkit.survey.calibration import calibrated_ratios, register_aux
+    fs, _ = _fixture()
+    ref = pd.read_csv(FIX / "fixture_calibration.csv", dtype={"name": str})
+    cells = fs["stratum"] + ":" + fs["hh_stratum"]
+    aux, names = register_aux(cells, fs["household_size"])
+    tot = ref[ref["what"] == "total"].set_index("name")["value"].reindex(names)
+    assert not tot.isna().any()
+    data = fs.assign(wrong=fs["household_size"] * (fs["surveyed_income_per_capita"] <= 3535),
+                     persons=fs["household_size"], approve=fs["approves"].astype(float), one=1.0)
+    est, w = calibrated_ratios(data, weight="weight", strata="stratum", psu="village_code", aux=aux,
+                               totals=tot.to_numpy(), ratios={"income_share": ("wrong", "persons"),
+                                                              "approval": ("approve", "one")})
+    rw = ref[ref["what"] == "weight"].set_index("name")["value"].reindex(fs["household_id"].astype(str))
+    np.testing.assert_allclose(w, rw.to_numpy(), rtol=1e-8)
+    np.testing.assert_allclose(aux.T @ w, tot.to_numpy(), rtol=1e-8)
+    for name in ("income_share", "approval"):
+        r = ref[ref["name"] == name].set_index("what")["value"]
+        assert est[name].est == pytest.approx(r["est"], rel=1e-8)
+        assert est[name].se == pytest.approx(r["se"], rel=1e-8)
+    # calibration moves the weights and changes the SE (it is credited in the variance)
+    assert not np.allclose(w, fs["weight"])

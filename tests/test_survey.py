@@ -167,10 +167,13 @@ def test_pps_weights_are_self_weighting_for_household_count(county):
 @pytest.mark.parametrize("selection", ["pps", "srs"])
 def test_weighted_totals_are_unbiased(selection):
     villages, households, _ = make_county(seed=5, n_villages=20, mean_hh=40)
-    d = SampleDesign.from_policy(POLICY, village_selection=selection)
+    # a design that samples part of the villages (the policy's default takes them all here)
+    d = SampleDesign.from_policy(POLICY, village_selection=selection,
+                                 villages_per_stratum={"poverty_village": 5, "non_poverty_village": 5},
+                                 households_per_village={"exited": 10, "poor": 3, "non_registered": 6})
     st = household_strata(households, YEAR)
     truth = np.array([len(households), (st == "exited").sum(), households["household_size"].sum()], float)
-    R = 300
+    R = 150
     est = np.empty((R, 3))
     for r in range(R):
         s = draw_sample(households, villages, YEAR, d, seed=r)

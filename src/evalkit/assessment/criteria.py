@@ -6,7 +6,7 @@ design weights) and estimates the wrongly-exited rate, the missed-poor rate, the
 and the comprehensive poverty incidence (docs/policy.md §3-§4). The three rates are estimated
 together, so the incidence, a linear combination of two of them, gets its SE from their joint
 covariance. Intervals: :func:`evalkit.assessment.criteria_intervals` (default Korn-Graubard with the
-design effect truncated at 1) or 'wald'
+design effect floored at that of simple random sampling without replacement) or 'wald'
 (svy's t interval); see :func:`estimate_criteria`. Verdicts are in
 :mod:`evalkit.assessment.verdicts`.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
-from evalkit.assessment.intervals import criteria_intervals
+from evalkit.assessment.intervals import criteria_intervals, effective_size_cap
 from evalkit.assessment.population import finite_population_columns, population_sizes
 from evalkit.assessment.result import CRITERIA
 from evalkit.assessment.verdicts import decision, verdicts
@@ -36,13 +36,15 @@ __all__ = ["CI_METHODS", "RATES", "CountyContext", "CriteriaResult", "county_con
            "county_households"]
 
 #: Interval methods of the three sample proportions (and, mapped, of the incidence).
-CI_METHODS: tuple[str, ...] = ("korn_graubard", "korn_graubard_deff1", "wald", "logit", "wilson", "wilson_deff1")
+CI_METHODS: tuple[str, ...] = ("korn_graubard", "korn_graubard_deff1", "korn_graubard_fpc", "wald", "logit",
+                                "wilson", "wilson_deff1", "wilson_fpc")
 #: The three criteria estimated from the sample (the fourth combines two of them with the register).
 RATES: tuple[str, ...] = CRITERIA[:3]
 _CI_ALIASES: dict[str, str] = {"korn_graubard": "korn_graubard", "korn-graubard": "korn_graubard",
                                "kg": "korn_graubard", "beta": "korn_graubard", "wald": "wald",
                                "logit": "logit", "wilson": "wilson", "korn_graubard_deff1": "korn_graubard_deff1",
-                               "wilson_deff1": "wilson_deff1"}
+                               "wilson_deff1": "wilson_deff1", "korn_graubard_fpc": "korn_graubard_fpc",
+                               "wilson_fpc": "wilson_fpc"}
 _EXITED, _POOR, _NONREG = HH_STRATA
 _INCOME = "surveyed_income_per_capita"
 _REQUIRED_SURVEY = ("county_code", "survey_year", "household_id", "village_code", "stratum",
@@ -181,7 +183,8 @@ def register_totals(households: pd.DataFrame, county: str, year: int,
     dict
         ``remaining_poor_persons``, ``exited_persons``, ``non_registered_persons``,
         ``listed_non_registered_persons``, ``register_persons``, ``rural_population``,
-        ``rural_population_source`` and ``note`` (a Note or None).
+        ``rural_population_source``, ``note`` (a Note or None) and ``households`` (register households
+        per household stratum: the population of each rate's domain, for the sampling fraction).
     """
     county = str(county)
     hh = county_households(households, county)
@@ -191,6 +194,7 @@ def register_totals(households: pd.DataFrame, county: str, year: int,
         raise ExitAssessmentError(
             f"households of county {county}: {int((~(size >= 1)).sum())} with missing or non-positive household_size")
     tot = {k: float(size[st == k].sum()) for k in HH_STRATA}
+    n_hh = {k: int((st == k).sum()) for k in HH_STRATA}
     rural, source = float(size.sum()), "sum of household_size of the register"
     if counties is not None and "rural_population" in counties.columns:
         rp = pd.to_numeric(counties.loc[counties["county_code"].astype(str) == county, "rural_population"],
@@ -210,6 +214,7 @@ def register_totals(households: pd.DataFrame, county: str, year: int,
         "remaining_poor_persons": P, "exited_persons": E, "non_registered_persons": N,
         "listed_non_registered_persons": listed, "register_persons": float(size.sum()),
         "rural_population": rural, "rural_population_source": source, "note": note,
+        "households": n_hh,
     }
 
 
@@ -329,12 +334,13 @@ def estimate_criteria(field_survey: pd.DataFrame, households: pd.DataFrame, coun
 
     * 'wald': svy's t intervals (R ``survey``), the three rates on their domain df
       (:meth:`evalkit.survey.SurveyDesign.domain_df`, R's ``degf`` of a subset).
-    * 'korn_graubard_deff1' (policy default), 'korn_graubard', 'logit', 'wilson', 'wilson_deff1':
-      :func:`evalkit.assessment.criteria_intervals` — for the three proportions the named interval
-      (Korn-Graubard = R ``svyciprop(method="beta")``; '_deff1' caps the effective size at the
-      sampled households), n = sampled households in the domain, df = domain df; where se = 0 the
-      effective size is the sampled HOUSEHOLDS of the domain. The incidence is P/R + (1 - P/R) q
-      with q's interval by the same method from the joint covariance: never below the register
+    * 'korn_graubard_fpc' (policy default), 'korn_graubard_deff1', 'korn_graubard', 'logit', 'wilson',
+      'wilson_deff1', 'wilson_fpc': :func:`evalkit.assessment.criteria_intervals` — for the three
+      proportions the named interval (Korn-Graubard = R ``svyciprop(method="beta")``; '_deff1' caps the
+      effective size at the sampled households n, '_fpc' at n / (1 - n/N) with N the domain's register
+      households, :func:`evalkit.assessment.intervals.effective_size_cap`), df = domain df; where se = 0
+      the effective size is that cap (the sampled HOUSEHOLDS of the domain without one). The incidence
+      is P/R + (1 - P/R) q with q's interval by the same method from the joint covariance: never below the register
       floor P/R. The choice is documented in docs/methods.md (coverage benchmark).
 
     Parameters
@@ -490,9 +496,9 @@ def assess_sample(ctx: CountyContext, field_survey: pd.DataFrame) -> CriteriaRes
         # the same intervals as the operating characteristic (criteria_intervals)
         vals[:, 2], vals[:, 3] = criteria_intervals(ctx.ci_method, vals[:, 0], vals[:, 1], vals[:, 4], n_units,
                                                     ctx.register, 1.0 - ctx.confidence)
-        cap = n_units[:3] if ctx.ci_method.endswith("_deff1") else None
-        n_eff = korn_graubard(vals[:3, 0], vals[:3, 1], n_units[:3], vals[:3, 4], 1.0 - ctx.confidence,
-                              n_units[:3].astype(float), cap)[2]
+        cap, n0 = effective_size_cap(ctx.ci_method, n_units.astype(float), ctx.register)
+        n_eff = korn_graubard(vals[:3, 0], vals[:3, 1], n_units[:3], vals[:3, 4], 1.0 - ctx.confidence, n0[:3],
+                              None if cap is None else cap[:3])[2]
         methods = {**dict.fromkeys(RATES, ctx.ci_method),
                    "comprehensive_poverty_rate": f"{ctx.ci_method}_of_share_above_register_floor"}
     table = pd.DataFrame(vals, columns=list(_FIELDS), index=pd.Index(list(CRITERIA), name="criterion"))

@@ -10,7 +10,36 @@ import numpy as np
 
 from evalkit.survey import korn_graubard, logit_interval, wald, wilson_design
 
-__all__ = ["criteria_intervals"]
+__all__ = ["criteria_intervals", "effective_size_cap", "domain_households"]
+
+
+def domain_households(register: dict) -> np.ndarray:
+    """Register households of each criterion's domain (exited, non-registered, all, exited +
+    non-registered), from :func:`evalkit.assessment.register_totals`'s ``households``."""
+    h = register.get("households") or {}
+    ex, nr = float(h.get("exited", np.nan)), float(h.get("non_registered", np.nan))
+    return np.array([ex, nr, float(sum(h.values())) if h else np.nan, ex + nr])
+
+
+def effective_size_cap(method: str, n: np.ndarray, register: dict) -> tuple[np.ndarray | None, np.ndarray]:
+    """(cap of the effective size or None, effective size where the SE is 0) of an interval method.
+
+    '..._deff1': the effective size never above the sampled households n (design effect >= 1,
+    Korn and Graubard's truncation: a rare case seen in few villages gives an SE too small).
+    '..._fpc': never above n / (1 - f), f = n / N the domain's sampling fraction of register
+    households — the design effect never below that of simple random sampling WITHOUT replacement,
+    the design the truncation compares with when the domain is largely sampled (infinite at a census).
+    Where the SE is 0 the effective size is that cap (n without one).
+    """
+    n = np.asarray(n, dtype=float)
+    if method.endswith("_deff1"):
+        return n, n
+    if method.endswith("_fpc"):
+        big = np.broadcast_to(domain_households(register), n.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cap = np.where(np.isfinite(big) & (big > n), n * big / (big - n), np.where(np.isfinite(big), np.inf, n))
+        return cap, np.where(np.isfinite(cap), cap, n)
+    return None, n
 
 
 def criteria_intervals(method: str, est: np.ndarray, se: np.ndarray, df: np.ndarray, n: np.ndarray,
@@ -33,13 +62,11 @@ def criteria_intervals(method: str, est: np.ndarray, se: np.ndarray, df: np.ndar
     if method == "wald":  # R's t intervals, the incidence's too (no floor)
         return wald(est, se, df, alpha)
     e = np.clip(e, 0.0, 1.0)
-    # '..._deff1': the effective size never above the sampled households (design effect >= 1,
-    # Korn and Graubard's truncation): a rare case seen in few villages gives an SE too small.
-    cap = n if method.endswith("_deff1") else None
+    cap, n0 = effective_size_cap(method, n, register)
     if method.startswith("wilson"):
-        lo, hi = wilson_design(e, s, n, df, alpha, n, cap)
+        lo, hi = wilson_design(e, s, n, df, alpha, n0, cap)
     else:
-        lo, hi, _ = korn_graubard(e, s, n, df, alpha, n, cap)
+        lo, hi, _ = korn_graubard(e, s, n, df, alpha, n0, cap)
         if method == "logit":
             llo, lhi = logit_interval(e, s, df, alpha)
             lo, hi = np.where(np.isfinite(llo), llo, lo), np.where(np.isfinite(lhi), lhi, hi)

@@ -1,8 +1,9 @@
 """The operating characteristic: the whole evaluation replayed on a county whose truth is known.
 
 Each replication draws a sample, surveys it from the (synthetic) truth and estimates the criteria
-with the same code as a real assessment; with ``set_rates`` the truth is first modified so that a
-criterion's true rate is a chosen target. The result is the probability of each verdict.
+with the same estimator as a real assessment (every replicate at once, NumPy); with ``set_rates``
+the truth is first modified so that a criterion's true rate is a chosen target. The result is the
+probability of each verdict.
 """
 from __future__ import annotations
 
@@ -30,17 +31,19 @@ from evalkit.errors import ExitAssessmentError
 from evalkit.register import HH_STRATA, household_strata
 from evalkit.survey import (
     SampleDesign,
+    SampleFrame,
     build_frame,
     domain_df_replicates,
-    draw_from_frame,
     fill_survey,
     ratio_replicates,
     sample_attrs,
     truth_index,
 )
+from evalkit.survey.replicates import ReplicateDraws, draw_replicates
 
 __all__ = ["true_rates", "set_truth", "operating_characteristic", "ReplicateCriteria", "replicate_criteria",
-           "stack_samples"]
+           "stack_samples",
+           "draws_criteria", "draws_sample"]
 
 _EXITED, _NONREG = HH_STRATA[0], HH_STRATA[2]
 
@@ -97,28 +100,104 @@ def replicate_criteria(ctx: CountyContext, field_survey: pd.DataFrame, rep: np.n
     else:
         strata, pops = field_survey["stratum"].astype(str).to_numpy(), {}
     psu = field_survey["village_code"].astype(str).to_numpy()
-    rr = ratio_replicates(rep, strata, psu, field_survey["weight"].to_numpy(dtype=float), num, den,
-                          n_reps=n_reps, **pops)
+    return _criteria(ctx, rep, n_reps, hs, num, den, strata, psu, field_survey["weight"].to_numpy(dtype=float),
+                     pops)
+
+
+def _criteria(ctx: CountyContext, rep: np.ndarray, n_reps: int, hs: np.ndarray, num: np.ndarray, den: np.ndarray,
+              strata: np.ndarray, psu: np.ndarray, weight: np.ndarray, pops: dict) -> ReplicateCriteria:
+    rr = ratio_replicates(rep, strata, psu, weight, num, den, n_reps=n_reps, **pops)
     reg = ctx.register
     E, N, P, R = (reg["exited_persons"], reg["non_registered_persons"], reg["remaining_poor_persons"],
                   reg["rural_population"])
     a = np.array([E / R, N / R, 0.0])
     est = np.column_stack([rr.est, P / R + rr.est @ a])
     var = np.column_stack([np.diagonal(rr.cov, axis1=1, axis2=2), np.einsum("i,rij,j->r", a, rr.cov, a)])
-    n_ex = np.bincount(rep, hs == _EXITED, minlength=n_reps)
-    n_nr = np.bincount(rep, hs == _NONREG, minlength=n_reps)
+    ex, nr = hs == _EXITED, hs == _NONREG
+    n_ex = np.bincount(rep, ex, minlength=n_reps)
+    n_nr = np.bincount(rep, nr, minlength=n_reps)
     n_all = np.bincount(rep, minlength=n_reps)
-    df = np.column_stack([domain_df_replicates(rep, strata, psu, hs == _EXITED, n_reps),
-                          domain_df_replicates(rep, strata, psu, hs == _NONREG, n_reps), rr.df, rr.df])
+    df = np.column_stack([domain_df_replicates(rep, strata, psu, ex, n_reps),
+                          domain_df_replicates(rep, strata, psu, nr, n_reps), rr.df, rr.df])
     ok = (n_ex > 0) & (n_nr > 0) & (rr.df > 0)
     return ReplicateCriteria(est, np.sqrt(np.maximum(var, 0.0)), df.astype(float),
                              np.column_stack([n_ex, n_nr, n_all, n_ex + n_nr]).astype(float), ok, dict(reg),
                              1.0 - ctx.confidence)
 
 
+def draws_sample(frame: SampleFrame, draws: ReplicateDraws, r: int | None = None) -> pd.DataFrame:
+    """Replicate ``r`` of :func:`evalkit.survey.replicates.draw_replicates` as a sample table
+    (:data:`evalkit.survey.SAMPLE_COLUMNS`, as :func:`evalkit.survey.draw_sample` returns); with
+    ``r=None`` every replicate, stacked, with a leading column ``rep``."""
+    keep = np.ones(len(draws.rep), dtype=bool) if r is None else draws.rep == r
+    h = frame.households.to_pandas().iloc[draws.row[keep]]
+    strat = dict(zip(frame.villages["village_code"].to_list(), frame.villages["stratum"].to_list()))
+    out = pd.DataFrame({
+        "county_code": h["county_code"].to_numpy(), "village_code": h["village_code"].to_numpy(),
+        "household_id": h["household_id"].to_numpy(), "stratum": h["village_code"].map(strat).to_numpy(),
+        "hh_stratum": h["hh_stratum"].to_numpy(), "prob_village": draws.prob_village[keep],
+        "prob_household": draws.prob_household[keep], "weight": draws.weight[keep],
+        "household_size": h["household_size"].to_numpy()})
+    if r is None:
+        return out.assign(rep=draws.rep)[["rep", *out.columns]].sort_values(
+            ["rep", "county_code", "village_code", "household_id"], ignore_index=True)
+    return out.sort_values(["county_code", "village_code", "household_id"], ignore_index=True)
+
+
+def draws_criteria(ctx: CountyContext, frame: SampleFrame, draws: ReplicateDraws,
+                   truth_y: pd.DataFrame) -> ReplicateCriteria:
+    """The criteria of every replicate of ``draws`` (all at once) when the county's truth is ``truth_y``.
+
+    Each household's flags are taken once from the truth (:func:`criterion_flags` on the whole
+    frame) and gathered for the sampled rows; the estimator is that of :func:`replicate_criteria`
+    and :func:`assess_sample` (a test checks equality with the svy estimate replicate by replicate).
+    """
+    hh = frame.households.to_pandas()
+    full = pd.DataFrame({"county_code": hh["county_code"].to_numpy(), "village_code": hh["village_code"].to_numpy(),
+                         "household_id": hh["household_id"].to_numpy(), "stratum": "",
+                         "hh_stratum": hh["hh_stratum"].to_numpy(), "prob_village": 1.0, "prob_household": 1.0,
+                         "weight": 1.0, "household_size": hh["household_size"].to_numpy()})
+    fs = fill_survey(full, truth_index(truth_y, frame.year), frame.year)
+    flags = criterion_flags(fs, ctx.policy, ctx.year)
+    approves = fs["approves"].astype(bool).to_numpy(dtype=float)
+    num_h = np.column_stack([flags["wrongly_exited_persons"], flags["missed_persons"], approves])
+    den_h = np.column_stack([flags["exited_persons"], flags["non_registered_persons"], np.ones(len(hh))])
+    row = draws.row
+    v_codes = frame.villages["village_code"].to_numpy().astype(str)
+    h_v = pd.Index(v_codes).get_indexer(hh["village_code"].to_numpy().astype(str))[row]
+    hs = hh["hh_stratum"].to_numpy().astype(str)
+    v_strat = frame.villages["stratum"].to_numpy().astype(str)
+    strata, pops = _stage_columns(ctx, frame, draws, h_v, v_strat)
+    if pops:
+        cells = pd.MultiIndex.from_arrays([hh["village_code"].astype(str).to_numpy(), hs])
+        pops["pop_ssu"] = ctx.households_per_cell.reindex(cells).to_numpy(dtype=float)[row]
+        pops["ssu_strata"] = pd.factorize(hs)[0][row]
+    return _criteria(ctx, draws.rep, draws.n_reps, hs[row], num_h[row], den_h[row], strata, h_v, draws.weight,
+                     pops)
+
+
+def _stage_columns(ctx: CountyContext, frame: SampleFrame, draws: ReplicateDraws, h_v: np.ndarray,
+                   v_strat: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Stage-1 strata (integer codes) and population sizes of the sampled rows, as
+    :func:`finite_population_columns` (a PPS certainty village apart when its stratum is not taken whole)."""
+    s_code, s_lab = pd.factorize(v_strat)
+    if ctx.villages_per_stratum is None:
+        return s_code[h_v], {}
+    n_pop = pd.Series(ctx.villages_per_stratum).reindex(s_lab).to_numpy(dtype=float)
+    n_samp = np.array([frame.n_villages.get((ctx.county, s), 0) for s in s_lab], dtype=float)
+    cert_v = np.zeros(len(v_strat), dtype=bool)
+    cert_v[h_v[draws.prob_village >= 1.0]] = True   # deterministic: PPS certainty depends on sizes alone
+    n_cert = np.bincount(s_code[cert_v], minlength=len(s_lab)).astype(float)
+    part = n_samp < n_pop
+    split = cert_v & part[s_code]
+    stratum1 = np.where(split, s_code + len(s_lab), s_code)
+    pop1 = np.where(split, n_cert[s_code], np.where(part[s_code], (n_pop - n_cert)[s_code], n_pop[s_code]))
+    return stratum1[h_v], {"pop_psu": pop1[h_v]}
+
+
 def _truth_year(truth: pd.DataFrame, ids: np.ndarray, year: int) -> pd.DataFrame:
     t = truth.loc[truth["year"].to_numpy() == year]
-    t = t.loc[t["household_id"].astype(str).isin(ids).to_numpy()]
+    t = t.loc[pd.Index(ids).get_indexer(t["household_id"].astype(str).to_numpy()) >= 0]
     if len(t) != len(ids):
         raise ExitAssessmentError(f"truth of {year} covers {len(t)} of the county's {len(ids)} households")
     return t
@@ -163,9 +242,14 @@ def true_rates(households: pd.DataFrame, truth: pd.DataFrame, county: str, year:
 
 
 def set_truth(truth_y: pd.DataFrame, hh: pd.DataFrame, year: int, criterion: str, target: float,
-               rng: np.random.Generator, policy: Policy) -> pd.DataFrame:
+              rng: np.random.Generator, policy: Policy, *, side: str = "nearest") -> pd.DataFrame:
     """Reassign at random which households fail so that the true rate is as close as possible to
-    ``target`` (households are indivisible, so persons are matched to the nearest household)."""
+    ``target`` (households are indivisible, so persons are matched to the nearest household).
+
+    ``side='failing'`` puts the true rate at or beyond the target on the failing side (at least the
+    target for the maximum rates, below it for approval): a pass is then a wrong decision even
+    when the sample is nearly a census.
+    """
     if not 0.0 <= target <= 1.0:
         raise ExitAssessmentError(f"target rate must be in [0, 1], got {target}")
     t = truth_y.copy()
@@ -173,21 +257,29 @@ def set_truth(truth_y: pd.DataFrame, hh: pd.DataFrame, year: int, criterion: str
     st = household_strata(hh, year).to_numpy()
     ids = hh["household_id"].astype(str).to_numpy()
     size = pd.to_numeric(hh["household_size"]).to_numpy(dtype=float)
+    pos = pd.Index(ids).get_indexer(ids_t)  # each truth row's household in the register (-1: none)
+
+    def rows_of(chosen: np.ndarray) -> np.ndarray:
+        mark = np.zeros(len(ids) + 1, dtype=bool)
+        mark[chosen] = True
+        return mark[pos]  # pos -1 reads the last, always False, slot
+
     if criterion == "approval_rate":
         perm = rng.permutation(len(ids))
-        k = int(np.rint(target * len(ids)))
-        t["true_approves"] = np.isin(ids_t, ids[perm[:k]])
+        k = int(np.ceil(target * len(ids)) - 1) if side == "failing" else int(np.rint(target * len(ids)))
+        t["true_approves"] = rows_of(perm[:k])
         return t
     if criterion not in ("wrongly_exited_rate", "missed_poor_rate"):
         raise ExitAssessmentError(f"set_rates supports 'wrongly_exited_rate', 'missed_poor_rate' and 'approval_rate', "
                                   f"not {criterion!r} (the comprehensive incidence follows from the other two)")
     grp = st == (_EXITED if criterion == "wrongly_exited_rate" else _NONREG)
-    gid, gsize = ids[grp], size[grp]
-    perm = rng.permutation(len(gid))
+    gidx, gsize = np.flatnonzero(grp), size[grp]
+    perm = rng.permutation(len(gidx))
     cum = np.concatenate([[0.0], np.cumsum(gsize[perm])])
-    k = int(np.argmin(np.abs(cum - target * gsize.sum())))
-    fail = np.isin(ids_t, gid[perm[:k]])
-    ok = np.isin(ids_t, gid[perm[k:]])
+    k = (int(np.searchsorted(cum, target * gsize.sum() * (1 - 1e-12))) if side == "failing"
+         else int(np.argmin(np.abs(cum - target * gsize.sum()))))
+    fail = rows_of(gidx[perm[:k]])
+    ok = rows_of(gidx[perm[k:]])
     line = poverty_line_for(policy, year)
     inc = t["true_income_per_capita"].to_numpy(dtype=float)
     # Failing households fail through income (at the line is not above it); passing ones get
@@ -212,11 +304,12 @@ def operating_characteristic(households: pd.DataFrame, villages: pd.DataFrame, t
                              counties: pd.DataFrame | None = None, ci_method: str | None = None) -> pd.DataFrame:
     """Probability of each verdict when the whole evaluation is replayed ``n_reps`` times.
 
-    Each replication draws a sample (:func:`evalkit.survey.draw_sample`), surveys it from the
-    truth (:func:`evalkit.survey.survey_from_truth`) and estimates the criteria
-    (:func:`estimate_criteria`). With ``set_rates`` the truth is first modified, one criterion
-    and one target at a time, by reassigning at random (seeded) which exited households are
-    wrongly exited (which non-registered households are missed, which households approve) so
+    The replications are drawn all at once (:func:`evalkit.survey.replicates.draw_replicates`: the
+    design of :func:`evalkit.survey.draw_sample`, with svy's inclusion probabilities), surveyed from
+    the truth and estimated all at once (:func:`draws_criteria`: the estimator of
+    :func:`estimate_criteria`, equal to it replicate by replicate). With ``set_rates`` the truth is
+    first modified, one criterion and one target at a time, by reassigning at random (seeded) which
+    exited households are wrongly exited (which non-registered households are missed, which households approve) so
     that the true rate is the target. The same ``n_reps`` samples serve every target (common
     random numbers: the curves differ only through the truth).
 
@@ -266,7 +359,8 @@ def operating_characteristic(households: pd.DataFrame, villages: pd.DataFrame, t
     frame = build_frame(hh, vil, year, design)
     ss = np.random.SeedSequence(seed)
     draw_ss, truth_ss = ss.spawn(2)
-    samples = [draw_from_frame(frame, np.random.default_rng(s)) for s in draw_ss.spawn(n_reps)]
+    # every replicate drawn at once (NumPy); same design and inclusion probabilities as svy's draws
+    draws = draw_replicates(frame, int(n_reps), np.random.default_rng(draw_ss))
 
     scenarios: list[tuple[str | None, float, pd.DataFrame]] = [(None, np.nan, truth_y)]
     if set_rates:
@@ -281,11 +375,10 @@ def operating_characteristic(households: pd.DataFrame, villages: pd.DataFrame, t
     ctx = county_context(hh, county, year, pol, confidence=design.confidence_level,
                          singleton=design.singleton_method, counties=counties, ci_method=ci_method,
                          villages=vil)
-    big, rep = stack_samples(samples)
     rows = []
     for varied, target, tr in scenarios:
         truth_rates = true_rates(hh, tr, county, year, pol, counties)
-        counts = _verdict_counts(ctx, big, rep, n_reps, truth_index(tr, year), year)
+        counts = _verdict_counts(ctx, draws_criteria(ctx, frame, draws, tr))
         for c, k in counts.items():
             rows.append({
                 "varied": varied, "target_rate": target, "criterion": c,
@@ -297,20 +390,19 @@ def operating_characteristic(households: pd.DataFrame, villages: pd.DataFrame, t
     out = pd.DataFrame(rows)
     out.attrs = {"county": county, "year": year, "seed": int(seed), "n_reps": int(n_reps),
                  "design": design.as_dict(), "thresholds": thr, "ci_method": ctx.ci_method,
-                 "sample": sample_attrs(frame, samples[0], seed),
-                 "note": ("replication r draws with the r-th child of SeedSequence(seed); the same samples "
-                          "serve every scenario (common random numbers)")}
+                 "sample": sample_attrs(frame, draws_sample(frame, draws, 0), seed),
+                 "note": ("the replications are drawn at once (evalkit.survey.replicates.draw_replicates) from the "
+                          "first child of SeedSequence(seed); the same samples serve every scenario (common "
+                          "random numbers)")}
     return out
 
 
-def _verdict_counts(ctx: CountyContext, big: pd.DataFrame, rep: np.ndarray, n_reps: int, tix: pd.DataFrame,
-                    year: int) -> dict[str, dict[str, int]]:
+def _verdict_counts(ctx: CountyContext, rc: ReplicateCriteria) -> dict[str, dict[str, int]]:
     """How often each verdict (and the official pass) occurs over the replicated samples.
 
     All replicates at once (:func:`replicate_criteria`); a replicate where :func:`assess_sample`
     would raise (no exited or non-registered household, no degrees of freedom) is an 'error'.
     """
-    rc = replicate_criteria(ctx, fill_survey(big, tix, year), rep, n_reps)
     lo, hi = rc.intervals(ctx.ci_method)
     ok = rc.ok & (rc.df > 0).all(axis=1) & np.isfinite(lo).all(axis=1) & np.isfinite(hi).all(axis=1)
     thr = ctx.thresholds

@@ -1,9 +1,16 @@
-"""Sample size and power of the Korn-Graubard verdict, before fieldwork.
+"""Quick analytic sample size and power of a Korn-Graubard verdict, for one criterion, before fieldwork.
 
-The planner sizes the sample against the rule the verdict applies
-(:func:`evalkit.assessment.criteria.estimate_criteria`, ``ci_method='korn_graubard'``): a maximum
-rate passes when the upper Korn-Graubard (Clopper-Pearson on a df-adjusted effective n) bound is
-below the threshold. svy's normal-approximation size is reported beside it for comparison.
+An approximation for a first idea of the size of one criterion's domain. The verdict of
+:func:`evalkit.assessment.criteria.estimate_criteria` passes a maximum rate when the upper bound of
+its interval (the policy's ``[survey] ci_method``: Korn-Graubard with the effective size truncated
+— a design effect of at least 1, or at least 1 - f with the domain's sampling fraction f — see
+:func:`evalkit.assessment.criteria_intervals`) is below the threshold. The model here is an
+exact Clopper-Pearson bound on an effective size n / deff with an ASSUMED design effect
+``deff`` (>= 1 stays within the truncated family) and the verdict's df factor; it neither
+estimates the design effect nor sees the finite-population correction, the register floor of the
+incidence or the four criteria together. The authoritative planner simulates the whole
+assessment on the county's register: :func:`evalkit.assessment.planner.plan_design` (``evalkit
+plan``). svy's normal-approximation size is reported beside it for comparison.
 """
 from __future__ import annotations
 
@@ -12,7 +19,6 @@ from typing import Any
 import numpy as np
 import svy
 from scipy.special import betaincinv, stdtrit
-from scipy.stats import binom, norm
 
 from evalkit.errors import SurveyError
 
@@ -46,6 +52,8 @@ def _kg_power(n_households: Any, n_villages: Any, expected_rate: float, threshol
     complementary rate: lci >= t  <=>  upper bound of the non-approving share <= 1 - t
     (Clopper-Pearson is symmetric), so y = non-approving households play the role of cases.
     """
+    from scipy.stats import binom  # scipy.stats costs ~1 s to import: only when sizes are planned
+
     n = np.asarray(n_households, dtype=float)
     v = np.asarray(n_villages, dtype=float)
     n, v = np.broadcast_arrays(n, v)
@@ -104,12 +112,15 @@ def power_at(n_households: Any, n_villages: Any, expected_rate: float, threshold
       ``1 - (a/2)**(1/n_eff)``); x* = the largest x whose bound is below the threshold;
     * power = ``P(X <= x*)``, 0 when even x = 0 fails.
 
-    The verdict itself uses deff 1 on households when the sample has no case (zero SE); by
-    default the model applies ``deff`` to every x, so with ``deff > 1`` it is conservative for
-    designs whose power rests on the zero-case term (small designs, or rates of 0.1%);
-    ``zero_case_deff=1`` reproduces the verdict's zero-case bound. Power is saw-toothed in n
-    (x* is an integer, so between two steps of x* the power falls as n grows), as for any exact
-    binomial rule; the verdict's estimated SE blurs the teeth in practice.
+    The verdict itself uses an effective size of the sampled households (design effect 1, or
+    n / (1 - f) with the fpc) when the sample has no case (zero SE), and never more than that
+    otherwise (the truncation); by default the model applies ``deff`` to every x, so with
+    ``deff > 1`` it is conservative for designs whose power rests on the zero-case term (small
+    designs, or rates of 0.1%); ``zero_case_deff=1`` reproduces the verdict's zero-case bound
+    without the fpc. A single criterion: the county's pass needs all four (see
+    :func:`evalkit.assessment.planner.design_oc` for the simulated joint operating characteristic).
+    Power is saw-toothed in n (x* is an integer, so between two steps of x* the power falls as n
+    grows), as for any exact binomial rule; the verdict's estimated SE blurs the teeth in practice.
 
     Parameters
     ----------
@@ -143,6 +154,8 @@ def power_at(n_households: Any, n_villages: Any, expected_rate: float, threshold
 
 def _svy_normal_n(p: float, t: float, confidence: float, power: float, deff: float) -> float | None:
     """svy's normal-approximation size in households (comparison only; None at p of 0 or 1)."""
+    from scipy.stats import norm  # see _kg_power
+
     if not 0.0 < p < 1.0 or p == t:
         return None
     zc, zp = float(norm.ppf(1.0 - (1.0 - confidence) / 2.0)), float(norm.ppf(power))

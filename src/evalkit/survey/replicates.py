@@ -13,13 +13,15 @@ simulation only; a real assessment goes through :class:`~evalkit.survey.SurveyDe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from evalkit.errors import SurveyError
 
-__all__ = ["ReplicateRatios", "ratio_replicates", "domain_df_replicates"]
+__all__ = ["ReplicateRatios", "ratio_replicates", "domain_df_replicates", "ReplicateDraws", "draw_replicates",
+           "pps_probabilities"]
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,23 @@ class ReplicateRatios:
 
 
 def _codes(*cols: np.ndarray) -> np.ndarray:
-    """Dense codes 0..G-1 of the distinct combinations of ``cols`` (integer arithmetic, no tuples)."""
+    """Dense codes 0..G-1 of the distinct combinations of ``cols`` (integer arithmetic, no tuples).
+
+    Non-negative integer columns are used as they are; others are factorized first. One final
+    factorize makes the codes dense.
+    """
     code = np.zeros(len(cols[0]), dtype=np.int64)
     for c in cols:
-        k, lab = pd.factorize(np.asarray(c))
-        code = code * (len(lab) + 1) + k
-        code = pd.factorize(code)[0].astype(np.int64)  # keep the product small
-    return code
+        c = np.asarray(c)
+        if c.dtype.kind in "iu" and (len(c) == 0 or c.min() >= 0):
+            k, card = c.astype(np.int64, copy=False), int(c.max()) + 1 if len(c) else 1
+        else:
+            k, lab = pd.factorize(c)
+            card = len(lab) + 1
+        if int(code.max(initial=0)) >= (1 << 62) // max(card, 1):
+            code = pd.factorize(code)[0].astype(np.int64)  # keep the product small
+        code = code * card + k
+    return pd.factorize(code)[0].astype(np.int64)
 
 
 def _cross(d: np.ndarray, scale: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
@@ -142,3 +154,130 @@ def domain_df_replicates(rep: np.ndarray, strata: np.ndarray, psu: np.ndarray, m
     s = p[["r", "s"]].drop_duplicates()
     return (np.bincount(p["r"].to_numpy(dtype=np.int64), minlength=n_reps)
             - np.bincount(s["r"].to_numpy(dtype=np.int64), minlength=n_reps))
+
+
+@dataclass(frozen=True)
+class ReplicateDraws:
+    """Many two-stage samples of one frame, stacked: one entry per sampled household of each replicate.
+
+    ``rep`` the replicate (0..R-1, rows sorted by replicate, then the frame's household order);
+    ``row`` the household's row in ``frame.households``; ``prob_village`` and ``prob_household``
+    the two stages' inclusion probabilities; ``weight`` = 1 / their product.
+    """
+
+    rep: np.ndarray
+    row: np.ndarray
+    prob_village: np.ndarray
+    prob_household: np.ndarray
+    n_reps: int
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Design weights 1 / (P(village) P(household | village))."""
+        return 1.0 / (self.prob_village * self.prob_household)
+
+
+def pps_probabilities(size: np.ndarray, n: int) -> np.ndarray:
+    """Inclusion probabilities of PPS without replacement of ``n`` units with certainty units.
+
+    A unit whose n x size share reaches 1 is taken with probability 1 and the others share the
+    remaining n in proportion to size, repeated until no share reaches 1 (svy ``pps_sys`` with
+    ``certainty_threshold=1``).
+    """
+    size = np.asarray(size, dtype=float)
+    cert = np.zeros(len(size), dtype=bool)
+    while True:
+        n_rest = n - int(cert.sum())
+        rest = size * ~cert
+        if n_rest <= 0 or rest.sum() <= 0:
+            break
+        p = n_rest * rest / rest.sum()
+        new = (p >= 1.0 - 1e-12) & ~cert
+        if not new.any():
+            break
+        cert |= new
+    p = np.where(cert, 1.0, 0.0)
+    n_rest = n - int(cert.sum())
+    if n_rest > 0:
+        rest = size * ~cert
+        p = np.where(cert, 1.0, n_rest * rest / rest.sum())
+    return p
+
+
+def _stage1(sizes: np.ndarray, n: int, pps: bool, rng: np.random.Generator,
+            n_reps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(selected unit indices (R, n), inclusion probabilities (N,)) of one stratum, all replicates."""
+    big = len(sizes)
+    if n >= big:
+        return np.broadcast_to(np.arange(big), (n_reps, big)), np.ones(big)
+    if not pps:
+        keys = rng.random((n_reps, big))
+        return np.sort(np.argpartition(keys, n - 1, axis=1)[:, :n], axis=1), np.full(big, n / big)
+    p = pps_probabilities(sizes, n)
+    cert = np.flatnonzero(p >= 1.0)
+    rest = np.flatnonzero(p < 1.0)
+    k = n - len(cert)
+    # Systematic selection among the rest in frame order: one random start per replicate.
+    cum = np.cumsum(p[rest])
+    points = rng.random(n_reps)[:, None] + np.arange(k)[None, :]
+    pick = rest[np.minimum(np.searchsorted(cum, points, side="right"), len(rest) - 1)]
+    sel = np.concatenate([np.broadcast_to(cert, (n_reps, len(cert))), pick], axis=1)
+    return np.sort(sel, axis=1), p
+
+
+def draw_replicates(frame: Any, n_reps: int, rng: np.random.Generator) -> ReplicateDraws:
+    """``n_reps`` independent two-stage draws of :func:`evalkit.survey.draw_from_frame`'s design, at once.
+
+    Stage 1 per county x village stratum (a loop over the few strata, not over replicates): PPS
+    systematic on the number of households with certainty units (:func:`pps_probabilities`), or
+    SRS; a stratum whose n reaches its size is taken whole. Stage 2: SRS of min(n, M) households
+    in every selected village x household stratum, by ranking uniform keys within each
+    (replicate, cell). The inclusion probabilities are those of svy's draws (tests compare);
+    the random numbers differ, so the samples are other draws of the same design. For simulation.
+    """
+    design = frame.design
+    R = int(n_reps)
+    vil = frame.villages
+    v_code = vil["village_code"].to_numpy().astype(str)
+    v_key = list(zip(vil["county_code"].to_list(), vil["stratum"].to_list()))
+    sizes = vil["n_hh"].to_numpy().astype(float)
+    sel_cols, prob_v = [], np.zeros(len(v_code))
+    for key in dict.fromkeys(v_key):
+        idx = np.flatnonzero(np.array([k == key for k in v_key]))
+        sel, p = _stage1(sizes[idx], int(frame.n_villages.get(key, 0)), design.village_selection == "pps", rng, R)
+        prob_v[idx] = p
+        sel_cols.append(idx[sel])
+    sel_v = np.sort(np.concatenate(sel_cols, axis=1), axis=1)            # (R, V) village rows
+    hh = frame.households
+    h_v = pd.Index(v_code).get_indexer(hh["village_code"].to_numpy().astype(str))
+    h_st = hh["hh_stratum"].to_numpy().astype(str)
+    n_req = pd.Series(h_st).map(dict(design.households_per_village)).fillna(0).to_numpy(dtype=np.int64)
+    # households of the frame grouped by village (frame order is village_code, household_id)
+    order = np.argsort(h_v, kind="stable")
+    start = np.searchsorted(h_v[order], np.arange(len(v_code)))
+    count = np.bincount(h_v, minlength=len(v_code))
+    pv = sel_v.ravel()
+    rep_of_pair = np.repeat(np.arange(R), sel_v.shape[1])
+    tot = count[pv]
+    offs = np.repeat(start[pv] - np.concatenate([[0], np.cumsum(tot)[:-1]]), tot) + np.arange(tot.sum())
+    row = order[offs]
+    rep = np.repeat(rep_of_pair, tot)
+    st_code = pd.factorize(h_st, sort=True)[0]
+    cell_local = pd.factorize(h_v.astype(np.int64) * (st_code.max() + 1) + st_code)[0]
+    M = np.bincount(cell_local)
+    req = np.zeros(len(M), dtype=np.int64)
+    req[cell_local] = n_req
+    m = np.minimum(M, req)
+    cl = cell_local[row]
+    take = m[cl] >= M[cl]                       # cells taken whole need no random keys
+    part = np.flatnonzero(~take & (m[cl] > 0))
+    # rank within (replicate, cell): sort on cell code + a uniform key in [0, 1)
+    key = (rep[part] * (len(M) + 1) + cl[part]).astype(float) + rng.random(len(part)) * 0.5
+    o = part[np.argsort(key)]
+    g = rep[o] * (len(M) + 1) + cl[o]
+    first = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    rank = np.arange(len(o)) - np.repeat(first, np.diff(np.r_[first, len(o)]))
+    take[o] = rank < m[cl[o]]
+    c = cell_local[row[take]]
+    return ReplicateDraws(rep=rep[take], row=row[take], prob_village=prob_v[h_v[row[take]]],
+                          prob_household=m[c] / M[c], n_reps=R)
