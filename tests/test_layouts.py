@@ -144,17 +144,69 @@ def test_person_export_conflicting_household_attributes_are_reported_with_rows(t
     assert_nothing_lost(ds, "members", 3)
 
 
-def test_household_list_income_needs_the_whole_panel_row(tmp_path):
-    write_csv(tmp_path / "花名册2019.csv", HOUSE, [house_row(1), house_row(2, size="4")])
+def test_household_list_income_only_gives_panel_rows_with_the_rest_unknown(tmp_path):
+    rows = [house_row(1), house_row(2, size="4"), house_row(3, inc="3100")]
+    rows[1][HOUSE.index("脱贫年度")] = ""      # not exited
+    rows[2][HOUSE.index("脱贫年度")] = "2020"  # exits after the list's year
+    write_csv(tmp_path / "花名册2019.csv", HOUSE, rows)
     ds = load_dataset(tmp_path)
     assert ds.report.exit_code() == 0
-    assert ds["households"]["registered"].tolist() == [True, True]
-    assert ds["households"]["household_size"].tolist() == [2, 4]
+    assert ds["households"]["registered"].tolist() == [True, True, True]
+    assert ds["households"]["household_size"].tolist() == [2, 4, 2]
+    p = ds["panel"]
+    assert_nothing_lost(ds, "panel", 3)
+    assert p["year"].tolist() == [2019] * 3
+    assert p["income_per_capita"].tolist() == [5200.0, 5200.0, 3100.0]
+    # 脱贫年度 2016 <= 2019: exited; empty: poor; 2020 > 2019: still poor in 2019
+    assert p["register_status"].tolist() == ["exited", "poor", "poor"]
+    assert p["income_wage"].isna().all() and p["housing_ok"].isna().all() and p["assistance"].isna().all()
     w = problems(ds, "layout_panel_incomplete")
     assert w["severity"].tolist() == ["warning"]
-    assert w["reason"].iloc[0].startswith("income columns (人均纯收入) not loaded as panel rows: a panel"
-                                          " row also needs income_wage (人均工资性收入)")
+    assert w["reason"].iloc[0].startswith("income columns (人均纯收入) loaded as panel rows; not in the export,"
+                                          " left unknown: income_wage (人均工资性收入), income_business")
+    n = problems(ds, "not_in_export")
+    assert len(n) == 3 * 17 and set(n["severity"]) == {"notice"}
+    assert problems(ds, "layout")["reason"].tolist() == [
+        "national layout recognized: household_list (建档立卡贫困户花名册（一户一行）); split into households, panel"]
+
+
+def test_household_list_components_without_total_income_give_no_panel_rows(tmp_path):
+    header = [h if h != "人均纯收入" else "工资性收入" for h in HOUSE]
+    write_csv(tmp_path / "花名册2019.csv", header, [house_row(1)])
+    ds = load_dataset(tmp_path)
     assert "panel" not in ds.tables
+    assert problems(ds, "layout_panel_incomplete")["reason"].iloc[0].startswith(
+        "income columns (工资性收入) not loaded as panel rows: a panel row needs at least income_per_capita")
+
+
+def test_poverty_attribute_becomes_register_status_and_exit_year(tmp_path):
+    header = [h if h != "脱贫年度" else "脱贫属性" for h in HOUSE]
+    i = header.index("脱贫属性")
+    vals = ["2017年脱贫", "未脱贫", "已脱贫（享受政策）", "返贫", "脱贫监测户", "脱了"]
+    rows = [house_row(k + 1) for k in range(len(vals))]
+    for r, v in zip(rows, vals):
+        r[i] = v
+    write_csv(tmp_path / "花名册2019.csv", header, rows)
+    ds = load_dataset(tmp_path)
+    assert_nothing_lost(ds, "households", 6)
+    h = ds["households"]
+    assert h["exit_year"].iloc[0] == 2017 and h["exit_year"].iloc[1:].isna().all()
+    q = ds.quarantine["households"]
+    assert q["_row"].tolist() == [7]
+    assert q["_reasons"].tolist() == [
+        "脱贫属性: '脱了' is not a poverty attribute (accepted: 未脱贫, 返贫, 已脱贫, 2017年脱贫, 享受政策的脱贫户,"
+        " 不享受政策的脱贫户, 脱贫监测户, 边缘户, 非贫困户)"]
+    p = ds["panel"]
+    assert p["register_status"].tolist() == ["exited", "poor", "exited", "poor", "monitored"]
+    assert_nothing_lost(ds, "panel", 6)
+    assert ds.quarantine["panel"]["_reasons"].tolist() == [
+        "register_status: missing value; household_id: household is quarantined in households (row 7 of"
+        " 花名册2019.csv)"]
+    # one 已脱贫 without a year: exit_year stays empty, with a warning saying how many
+    w = problems(ds, "layout_attribute")
+    assert sorted(w["severity"]) == ["error", "warning"]
+    assert ("exit_year not in the export: taken from 脱贫属性 where it states a year; 1 row(s) marked exited"
+            " without a year keep exit_year empty (add a 脱贫年度 column)") in w["reason"].tolist()
 
 
 PANEL_EXTRA = ["工资性收入", "生产经营性收入", "财产性收入", "转移性收入", "不愁吃不愁穿", "义务教育有保障",
@@ -249,8 +301,9 @@ def test_two_row_header_and_merged_codes_in_xlsx(tmp_path):
         "merged cells filled down with their top value: B3:B5, C3:C5"]
     assert problems(ds, "two_row_header")["reason"].tolist() == [
         "two-row header: rows 1–2 read as one (a group row over sub-headers)"]
-    # income without the shock columns: named, not loaded (see test_household_list_income...)
-    assert problems(ds, "layout_panel_incomplete")["severity"].tolist() == ["warning"]
+    # income without the shock columns and without a year: a household list still, no panel rows
+    assert problems(ds, "layout_year")["severity"].tolist() == ["warning"]
+    assert "panel" not in ds.tables
 
 
 # --- 2b. Excel text markers and invisible characters ------------------------------------------

@@ -15,7 +15,11 @@ full of them):
 - ``money``: spaces, thousands separators (``,`` ``，``) and ``元`` ``¥`` ``￥`` removed;
 - ``int``: thousands separators removed, ``12.0`` -> 12; ``year``: a trailing ``年`` removed;
 - ``bool``: 是/否, 有/无, Y/N, yes/no, true/false, T/F, 1/0, √/× (also ✓/✗), case-insensitive;
-- ``category:LIST``: any accepted spelling (code, Chinese, English, listed variant) -> the code.
+- ``category:LIST``: any accepted spelling (code, Chinese, English, listed variant) -> the code;
+- :data:`NOT_IN_EXPORT`: a cell of a column the national export does not have (set by
+  :mod:`evalkit.data.layouts` only) is null, i.e. unknown, with a notice (``not_in_export``), so
+  that an income-only household list still gives panel rows instead of quarantining them for a
+  "missing value".
 
 A value that cannot be parsed becomes null and a row finding (its row is quarantined later).
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -39,6 +44,7 @@ from evalkit.errors import ParameterError
 __all__ = [
     "MSG_ID_NUMBER", "MSG_MARKER", "MSG_LONG_NUMBER", "MSG_SCI", "MSG_LEADING", "canonical_dtype",
     "validation_dtype", "ascii_digits", "null_series", "coerce_series", "coerce_frame",
+    "POVERTY_ATTRIBUTES", "parse_poverty_attribute", "NOT_IN_EXPORT", "MSG_NOT_IN_EXPORT",
 ]
 
 MSG_ID_NUMBER = ("ID number was stored as a number and lost precision (Excel); re-export as text"
@@ -48,6 +54,9 @@ MSG_LONG_NUMBER = ("was stored as a number with more than 15 digits, which Excel
 MSG_SCI = ("was stored as a number in scientific notation and lost digits (Excel); re-export the"
            " column as text — not repaired")
 MSG_LEADING = "leading zeros may have been lost in Excel; re-export the column as text"
+#: Marks the cells of a column the national export does not have (see the module docstring).
+NOT_IN_EXPORT = "（导出无此列）"
+MSG_NOT_IN_EXPORT = "not in the export: unknown (left empty)"
 
 _SCI_RE = r"[+-]?[0-9]+(?:\.[0-9]*)?[eE][+-]?[0-9]+"
 _FLOATISH_ID_RE = r"[+-]?[0-9]+\.[0-9]*(?:E[+-]?[0-9]+)?|[+-]?[0-9]+E[+-]?[0-9]+"
@@ -368,6 +377,25 @@ def coerce_series(s: pd.Series, dtype: str, column: str = "") -> tuple[pd.Series
     return out, errs.frame().sort_values("pos", kind="stable").reset_index(drop=True)
 
 
+@lru_cache(maxsize=None)
+def _markable(table: str) -> frozenset[str]:
+    """Columns data.layouts may fill with NOT_IN_EXPORT: the panel columns an income-only list lacks."""
+    if table != "panel":
+        return frozenset()
+    keys = ("household_id", "year", "county_code", "village_code", "income_per_capita")
+    return frozenset(c.name for c in dictionary.table(table).columns if c.name not in keys)
+
+
+def _not_in_export(s: pd.Series) -> tuple[pd.Series, np.ndarray | None]:
+    """Raw values with :data:`NOT_IN_EXPORT` cells nulled, and where they were (None: none)."""
+    if not (s.dtype == object or isinstance(s.dtype, pd.StringDtype)):
+        return s, None  # typed columns (Parquet) never carry the marker
+    m = s.eq(NOT_IN_EXPORT).fillna(False).to_numpy(dtype=bool)
+    if not m.any():
+        return s, None
+    return s.where(~m), m
+
+
 def coerce_frame(raw: pd.DataFrame, table: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Coerce every canonical column of ``raw`` (absent optional columns become null).
 
@@ -387,9 +415,14 @@ def coerce_frame(raw: pd.DataFrame, table: str) -> tuple[pd.DataFrame, pd.DataFr
     parts = []
     for c in spec.columns:
         if c.name in raw.columns:
-            v, e = coerce_series(raw[c.name], c.dtype, c.name)
+            src, marked = _not_in_export(raw[c.name]) if c.name in _markable(table) else (raw[c.name], None)
+            v, e = coerce_series(src, c.dtype, c.name)
             cols[c.name] = v.astype(validation_dtype(c))
             parts.append(e)
+            if marked is not None:
+                found = RowFindings()
+                found.add(marked, c.name, MSG_NOT_IN_EXPORT, "not_in_export", "notice")
+                parts.append(found.frame())
         else:
             cols[c.name] = null_series(n, raw.index, validation_dtype(c))
     for c in raw.columns:
@@ -398,3 +431,57 @@ def coerce_frame(raw: pd.DataFrame, table: str) -> tuple[pd.DataFrame, pd.DataFr
     typed = pd.DataFrame(cols, index=raw.index)
     errors = pd.concat(parts, ignore_index=True) if parts else RowFindings().frame()
     return typed, errors
+
+
+#: 脱贫属性 of the national register's exports (spelling after NFKC, spaces removed) -> register_status
+#: code. The system marks a registered household 未脱贫 or 已脱贫, from 2019 also by class (享受政策 /
+#: 不享受政策的脱贫户, 脱贫监测户; docs/policy.md §5.1, [D4]); 返贫 households are poor again.
+POVERTY_ATTRIBUTES: dict[str, str] = {
+    **dict.fromkeys(["未脱贫", "未脱贫户", "贫困户", "返贫", "返贫户"], "poor"),
+    **dict.fromkeys(["已脱贫", "脱贫", "脱贫户", "已脱贫户", "稳定脱贫", "标注脱贫", "已标注脱贫", "享受政策",
+                     "不享受政策", "享受政策的脱贫户", "不享受政策的脱贫户", "脱贫享受政策", "脱贫不享受政策",
+                     "已脱贫(享受政策)", "已脱贫(不享受政策)", "脱贫(享受政策)", "脱贫(不享受政策)"], "exited"),
+    **dict.fromkeys(["脱贫监测户", "脱贫不稳定户", "监测户"], "monitored"),
+    **dict.fromkeys(["边缘户", "边缘易致贫户"], "edge"),
+    **dict.fromkeys(["非贫困户", "非建档立卡户"], "not_registered"),
+}
+_ATTR_YEAR = re.compile(r"(20[0-9]{2})年?度?(.*)")
+
+
+def _attribute_of(u: str) -> tuple[str | None, int | None, bool]:
+    """(status code, exit year, recognized) of one distinct 脱贫属性 spelling."""
+    k = re.sub(r"\s+", "", unicodedata.normalize("NFKC", u))
+    if not k:
+        return None, None, True
+    if k in POVERTY_ATTRIBUTES:
+        return POVERTY_ATTRIBUTES[k], None, True
+    m = _ATTR_YEAR.fullmatch(k)
+    # '2017年脱贫', '2017年度已脱贫': exited in that year
+    if m and POVERTY_ATTRIBUTES.get(m.group(2)) == "exited":
+        return "exited", int(m.group(1)), True
+    return None, None, False
+
+
+def parse_poverty_attribute(s: pd.Series) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """Register status codes and exit years from a 脱贫属性 column of a national export.
+
+    Accepted spellings are :data:`POVERTY_ATTRIBUTES` and an exit with its year in front
+    (``2017年脱贫``, ``2017年度已脱贫``); full-width characters and spaces do not matter. Only the
+    distinct values are parsed.
+
+    Returns
+    -------
+    status : Series
+        ``register_status`` codes (str), null where the cell is empty or not recognized.
+    year : Series
+        Exit year (Int64) where the value states one, else null.
+    bad : ndarray of bool
+        True where a non-empty value is not a recognized poverty attribute.
+    """
+    text = s.astype(object).where(s.notna(), "").astype(str)
+    codes, uniques = pd.factorize(text)
+    parsed = [_attribute_of(u) for u in uniques]  # distinct spellings only
+    status = np.array([p[0] for p in parsed], dtype=object)[codes]
+    year = pd.array([p[1] for p in parsed], dtype="Int64")[codes]
+    bad = ~np.array([p[2] for p in parsed], dtype=bool)[codes]
+    return (pd.Series(status, index=s.index, dtype="str"), pd.Series(year, index=s.index), bad)

@@ -12,9 +12,14 @@ recognizes them (``config/layouts.toml``) and splits a file's rows into
   named (never averaged, never taken from the first row);
 - ``panel``: the income columns as that year's panel row, the year from a 年度 column, else the
   file name, else the ``year`` passed to the loader (in that order; two years in the file name is
-  an error that says so). A panel row needs every required panel column; an export that carries
-  income but not the rest (the 两不愁三保障 and shock columns) gets a warning naming what is
-  missing, and no panel rows.
+  an error that says so). An export that carries 人均纯收入 but not the rest of a panel row (the
+  income components, 两不愁三保障, shocks, assistance) still gives panel rows: ``register_status``
+  comes from 脱贫属性, else from 脱贫年度 and the year (the export lists registered households);
+  every other absent column is unknown (null, with a warning naming them), never invented.
+- 脱贫属性 (未脱贫, 已脱贫, 2017年脱贫, 享受政策的脱贫户, 脱贫监测户, 返贫, ...) is parsed into
+  register status codes (:func:`evalkit.data.coercion.parse_poverty_attribute`); the exit year it
+  states fills ``exit_year`` when the export has no 脱贫年度; a value that is no poverty attribute
+  quarantines the household with the value named.
 """
 from __future__ import annotations
 
@@ -29,10 +34,18 @@ import numpy as np
 import pandas as pd
 
 from evalkit import dictionary
+from evalkit.data.coercion import NOT_IN_EXPORT, parse_poverty_attribute
 from evalkit.data.problems import problem, problems_frame
 from evalkit.data.raw import RawTable, blank_rows, build_raw_table, cell_text
 
-__all__ = ["Layout", "layouts", "layout_header_map", "detect_layout", "split_layout", "year_from_name"]
+__all__ = ["ATTRIBUTE_HEADERS", "ATTRIBUTE_EXAMPLES", "Layout", "layouts", "layout_header_map", "detect_layout",
+           "split_layout", "year_from_name"]
+
+#: Headers of the poverty attribute (脱贫属性) of a national export, parsed into register status codes.
+ATTRIBUTE_HEADERS = ("脱贫属性", "户脱贫属性", "脱贫标志", "脱贫状态")
+#: The spellings named when a 脱贫属性 value is not recognized (all of them: coercion.POVERTY_ATTRIBUTES).
+ATTRIBUTE_EXAMPLES = ("未脱贫", "返贫", "已脱贫", "2017年脱贫", "享受政策的脱贫户", "不享受政策的脱贫户", "脱贫监测户",
+                      "边缘户", "非贫困户")
 
 #: The canonical tables a layout is split into.
 TARGETS = ("households", "members", "panel")
@@ -217,6 +230,62 @@ def _from_id_number(grid: pd.DataFrame, names: dict[int, str], header: list[str]
     return want
 
 
+def _derive(grid: pd.DataFrame, names: dict[int, str], header: list[str], table: str, col: str,
+            values: np.ndarray) -> None:
+    """Append a derived column to the grid (in place) under ``col`` of ``table``."""
+    new = grid.shape[1]
+    grid[new] = values
+    names[new] = col
+    header.append(dictionary.table(table).column(col).zh)
+
+
+def _poverty_attribute(grid: pd.DataFrame, header: list[str], cols: dict[str, dict[int, str]],
+                       file: str) -> tuple[np.ndarray, pd.Series, list[dict]]:
+    """脱贫属性 parsed into ``register_status`` (panel) and, when the export has no 脱贫年度, the
+    ``exit_year`` it states (households): derived columns added in place.
+
+    Returns
+    -------
+    (bad, values, notices)
+        Rows whose non-empty attribute is not recognized, the raw attribute text, and findings.
+    """
+    mapped = set().union(*(set(c) for c in cols.values()))
+    heads = {dictionary.normalize_header(h) for h in ATTRIBUTE_HEADERS}
+    pos = next((i for i, h in enumerate(header) if i not in mapped and dictionary.normalize_header(h) in heads),
+               None)
+    if pos is None:
+        return np.zeros(len(grid), dtype=bool), pd.Series(dtype=str), []
+    status, year, bad = parse_poverty_attribute(grid[pos])
+    notes = []
+    if "register_status" not in cols["panel"].values():
+        _derive(grid, cols["panel"], header, "panel", "register_status", status.fillna("").to_numpy(dtype=object))
+    if "exit_year" not in cols["households"].values():
+        _derive(grid, cols["households"], header, "households", "exit_year",
+                year.astype("string").fillna("").to_numpy(dtype=object))
+        no_year = int(((status == "exited") & year.isna()).sum())
+        msg = f"exit_year not in the export: taken from {header[pos]} where it states a year"
+        if no_year:
+            msg += f"; {no_year} row(s) marked exited without a year keep exit_year empty (add a 脱贫年度 column)"
+        notes.append(problem(file, "households", msg, "warning" if no_year else "notice", column="exit_year",
+                             header=header[pos], rule="layout_attribute"))
+    return bad, _norm_text(grid[pos]), notes
+
+
+def _attribute_errors(bad: np.ndarray, values: pd.Series, key: pd.Series, first: np.ndarray,
+                      header: str) -> pd.DataFrame:
+    """An error on the household's row for each household with an unrecognized 脱贫属性."""
+    cols = ["pos", "column", "reason", "rule", "severity"]
+    if not bad.any():
+        return pd.DataFrame(columns=cols)
+    k = key.where(key != "", pd.Series(np.arange(len(key)), index=key.index).astype(str) + "#")
+    bad_val = values[bad].groupby(k[bad].to_numpy()).first()
+    rows = np.flatnonzero(first & k.isin(bad_val.index).to_numpy())
+    accepted = ", ".join(ATTRIBUTE_EXAMPLES)
+    reason = [f"'{v}' is not a poverty attribute (accepted: {accepted})" for v in bad_val.reindex(k.iloc[rows])]
+    return pd.DataFrame({"pos": rows, "column": header, "reason": reason, "rule": "layout_attribute",
+                         "severity": "error"})
+
+
 def split_layout(grid: pd.DataFrame, rownum: np.ndarray, header_cells: list, *, file: str,
                  path: Path, problems: list[dict], sheet: str | None = None,
                  encoding: str | None = None, year: int | None = None,
@@ -254,6 +323,8 @@ def split_layout(grid: pd.DataFrame, rownum: np.ndarray, header_cells: list, *, 
     probs = list(problems)
     hid_pos = next(i for i, c in cols["households"].items() if c == "household_id")
     key = _norm_text(grid[hid_pos]).str.normalize("NFKC")
+    bad_attr, attr_values, attr_notes = _poverty_attribute(grid, header, cols, file)
+    probs += attr_notes
     if lay.primary == "members":
         derived = _from_id_number(grid, cols["members"], header)
         if derived:
@@ -268,6 +339,11 @@ def split_layout(grid: pd.DataFrame, rownum: np.ndarray, header_cells: list, *, 
         probs_h, hh_unknown = probs, unknown
     first, conflicts, n_filled = _agreement(grid, key, rownum, cols["households"], "household")
     first &= nonblank
+    if bad_attr.any():
+        attr_head = next(h for h in header if dictionary.normalize_header(h) in
+                         {dictionary.normalize_header(a) for a in ATTRIBUTE_HEADERS})
+        conflicts = pd.concat([conflicts, _attribute_errors(bad_attr, attr_values, key, first, attr_head)],
+                              ignore_index=True)
     if n_filled:
         probs_h = probs_h + [problem(file, "households", f"{n_filled} empty household cell(s) filled from the"
                                      " value the household's other rows state (merged cells saved as text)",
@@ -285,8 +361,9 @@ def split_layout(grid: pd.DataFrame, rownum: np.ndarray, header_cells: list, *, 
                                          "notice", column=col, rule="layout_implied")]
     out.append(_part(grid, rownum, header, cols["households"], first, implied, table="households",
                      problems=probs_h, errors=conflicts, unknown=hh_unknown, **base))
+    exit_pos = next((i for i, c in cols["households"].items() if c == "exit_year"), None)
     for rt in _panel_part(grid, rownum, header, cols["panel"], key, nonblank, file, path, sheet, encoding,
-                          year, lay):
+                          year, exit_pos):
         if rt.fatal or len(rt.frame.columns):
             out.append(rt)
         else:  # a warning only: reported with the primary table, no panel rows
@@ -300,7 +377,7 @@ def split_layout(grid: pd.DataFrame, rownum: np.ndarray, header_cells: list, *, 
 
 def _panel_part(grid: pd.DataFrame, rownum: np.ndarray, header: list[str], names: dict[int, str],
                 key: pd.Series, nonblank: np.ndarray, file: str, path: Path, sheet: str | None,
-                encoding: str | None, year: int | None, lay: Layout) -> list[RawTable]:
+                encoding: str | None, year: int | None, exit_pos: int | None) -> list[RawTable]:
     """That year's panel rows from the income columns (see the module docstring)."""
     income = [c for c in names.values() if c.startswith("income_") or c == "assistance_amount"]
     if not income:
@@ -310,12 +387,14 @@ def _panel_part(grid: pd.DataFrame, rownum: np.ndarray, header: list[str], names
     missing = [c for c in spec.columns if c.required and c.name not in names.values()
                and c.name not in ("year", "county_code", "village_code")]
     heads = ", ".join(header[i] for i, c in names.items() if c in income)
-    if missing:
+    if missing and "income_per_capita" not in names.values():
         miss = ", ".join(f"{c.name} ({c.zh})" for c in missing)
         return [_empty_panel(file, path, f"income columns ({heads}) not loaded as panel rows: a panel row"
-                             f" also needs {miss}", "warning", "layout_panel_incomplete")]
+                             f" needs at least income_per_capita (人均纯收入); missing {miss}", "warning",
+                             "layout_panel_incomplete")]
     extra: dict[str, str] = {}
     probs: list[dict] = []
+    y = None
     if "year" not in names.values():
         years = year_from_name(file.split("[")[0])
         if len(years) > 1:
@@ -327,11 +406,16 @@ def _panel_part(grid: pd.DataFrame, rownum: np.ndarray, header: list[str], names
         elif year is not None:
             y, src = int(year), "the year given to the loader (--year)"
         else:
+            # an income-only list is a household list first: without a year it still loads, without
+            # panel rows; a list with whole panel rows cannot be used without its year
             return [_empty_panel(file, path, f"income columns ({heads}) need a year: add a 年度 column, put"
-                                 " the year in the file name, or pass --year", "fatal", "layout_year")]
+                                 " the year in the file name, or pass --year", "warning" if missing else "fatal",
+                                 "layout_year")]
         extra["年度"] = str(y)
         probs.append(problem(file, "panel", f"income year {y} taken from {src}", "notice",
                              column="year", rule="layout_year"))
+    if missing:
+        probs += _fill_missing(grid, header, names, [c.name for c in missing], exit_pos, y, file, heads)
     first, conflicts, n_filled = _agreement(grid, key, rownum, names, "panel")
     if n_filled:
         probs.append(problem(file, "panel", f"{n_filled} empty panel cell(s) filled from the value the"
@@ -339,6 +423,43 @@ def _panel_part(grid: pd.DataFrame, rownum: np.ndarray, header: list[str], names
     first &= nonblank
     return [_part(grid, rownum, header, names, first, extra, table="panel", problems=probs,
                   errors=conflicts, unknown=[], **base)]
+
+
+def _year_numbers(s: pd.Series) -> pd.Series:
+    """Year cells as numbers (NaN where empty or not a year), whole-column."""
+    t = _norm_text(s).str.normalize("NFKC").str.replace(r"年$", "", regex=True)
+    return pd.to_numeric(t, errors="coerce")
+
+
+def _fill_missing(grid: pd.DataFrame, header: list[str], names: dict[int, str], missing: list[str],
+                  exit_pos: int | None, y: int | None, file: str, heads: str) -> list[dict]:
+    """Panel columns an income list lacks (in place): register_status from 脱贫年度 and the year, where
+    the export has one (it lists registered households: exited in or before the year, else poor);
+    every other column marked :data:`~evalkit.data.coercion.NOT_IN_EXPORT` (unknown)."""
+    probs = []
+    if "register_status" in missing and exit_pos is not None:
+        ypos = next((i for i, c in names.items() if c == "year"), None)
+        yr = _year_numbers(grid[ypos]).to_numpy() if ypos is not None else np.full(len(grid), float(y))
+        ey = _year_numbers(grid[exit_pos]).to_numpy()
+        stated = _norm_text(grid[exit_pos]).to_numpy() != ""
+        # an unreadable year leaves the status empty: the panel row is quarantined, not guessed
+        ok = ~np.isnan(yr) & (~stated | ~np.isnan(ey))
+        with np.errstate(invalid="ignore"):
+            status = np.where(~ok, "", np.where(stated & (ey <= yr), "exited", "poor"))
+        _derive(grid, names, header, "panel", "register_status", status.astype(object))
+        missing = [c for c in missing if c != "register_status"]
+        probs.append(problem(file, "panel", "register_status not in the export: from 脱贫年度 and the income"
+                             " year (exited in or before the year, else poor; the export lists registered"
+                             " households)", "notice", column="register_status", rule="layout_derived"))
+    for c in missing:
+        _derive(grid, names, header, "panel", c, np.full(len(grid), NOT_IN_EXPORT, dtype=object))
+    if missing:
+        spec = dictionary.table("panel")
+        miss = ", ".join(f"{c} ({spec.column(c).zh})" for c in missing)
+        probs.append(problem(file, "panel", f"income columns ({heads}) loaded as panel rows; not in the export,"
+                             f" left unknown: {miss}", "warning", column=", ".join(missing),
+                             rule="layout_panel_incomplete"))
+    return probs
 
 
 def _empty_panel(file: str, path: Path, reason: str, severity: str, rule: str) -> RawTable:

@@ -6,13 +6,15 @@ and shares come from :class:`evalkit.config.Policy`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
 from evalkit.config import Policy
 from evalkit.errors import MeasureError
 from evalkit.measures.columns import as_boolean, require_columns
-from evalkit.measures.exit_standard import guarantee_frame, guarantee_specs, year_lookup
+from evalkit.measures.exit_standard import guarantee_frame, guarantee_specs
 
 __all__ = ["HOUSEHOLD_CLASSES", "REGISTER_STATUS_FLAGS", "classify_households"]
 
@@ -61,20 +63,35 @@ def _risk_present(df: pd.DataFrame, pol: Policy, risk_col: str | None) -> np.nda
     return pd.concat(parts, axis=1).any(axis=1).to_numpy(dtype=bool)
 
 
-def _monitoring_lines(df: pd.DataFrame, pol: Policy, province_code: str | int | None) -> np.ndarray:
-    """Monitoring line of each row's (province, year): one config lookup per distinct pair."""
+def _province_year_lookup(df: pd.DataFrame, province_code: str | int | None,
+                          fn: Callable[[str, int], float]) -> np.ndarray:
+    """``fn(province, year)`` of each row: one config lookup per distinct pair, broadcast to the rows."""
     if province_code is None:
         require_columns(df, ["county_code"], "classify_households without province_code")
         prov = df["county_code"].astype("string").str[:2]
     else:
         prov = pd.Series(str(province_code)[:2], index=df.index, dtype="string")
     if prov.isna().any():
-        raise MeasureError("county_code is missing for some rows; the monitoring line needs the province")
+        raise MeasureError("county_code is missing for some rows; the monitoring line and the province's"
+                           " rural income need the province")
+    if df["year"].isna().any():
+        raise MeasureError("the 'year' column has missing values; every household-year needs a year")
     yrs = df["year"].astype("int64")
     pairs = pd.MultiIndex.from_arrays([prov.to_numpy(), yrs.to_numpy()])
     upairs = pairs.unique()
-    mline_table = pd.Series([pol.monitoring_line(p, int(y)) for p, y in upairs], index=upairs)
-    return mline_table.reindex(pairs).to_numpy(dtype=float)
+    table = pd.Series([fn(p, int(y)) for p, y in upairs], index=upairs)  # distinct pairs, not rows
+    return table.reindex(pairs).to_numpy(dtype=float)
+
+
+def _monitoring_lines(df: pd.DataFrame, pol: Policy, province_code: str | int | None) -> np.ndarray:
+    """Monitoring line of each row's (province, year)."""
+    return _province_year_lookup(df, province_code, pol.monitoring_line)
+
+
+def _rural_incomes(df: pd.DataFrame, pol: Policy, province_code: str | int | None) -> np.ndarray:
+    """The province's average rural disposable income of each row's year ([D4]: 全省农村居民可支配收入
+    平均水平; sourced where known, else assumed: :meth:`evalkit.config.Policy.rural_income`)."""
+    return _province_year_lookup(df, province_code, lambda p, y: pol.rural_disposable_income(y, p))
 
 
 def classify_households(
@@ -89,8 +106,10 @@ def classify_households(
     """Post-exit class of each household-year (docs/policy.md [D4], §5).
 
     * registered and exited:
-        - ``not_enjoying_policy`` (不享受政策) — income ≥ share × average rural disposable
-          income of the year (share: ``[household_classes].not_enjoying_policy_share_of_average``);
+        - ``not_enjoying_policy`` (不享受政策) — income ≥ share × the province's average rural
+          disposable income of the year (share:
+          ``[household_classes].not_enjoying_policy_share_of_average``; the province's value where a
+          source gives it, else assumed from the national series, docs/policy.md §3.5);
         - ``monitored`` (脱贫监测户) — otherwise, income < monitoring line of the province-year
           AND a risk present;
         - ``enjoying_policy`` (享受政策) — otherwise;
@@ -110,11 +129,11 @@ def classify_households(
         Household-years with ``year``, ``income_col``, register flags, and (without
         ``risk_col``) the shock and guarantee columns.
     policy : Policy
-        Monitoring lines, average rural disposable income, the not-enjoying-policy share and the
-        guarantees.
+        Monitoring lines, the provinces' average rural disposable income, the not-enjoying-policy
+        share and the guarantees.
     province_code : str or int, optional
-        Province (2-digit GB/T 2260 prefix) for the monitoring line; when None it is taken per
-        row from ``county_code``.
+        Province (2-digit GB/T 2260 prefix) for the monitoring line and the rural income; when
+        None it is taken per row from ``county_code``.
     income_col : str
         Per-capita income column.
     registered_col, exited_col : str
@@ -137,12 +156,11 @@ def classify_households(
     if bad.any():
         raise MeasureError(f"{int(bad.sum())} row(s) are marked exited but not registered")
 
-    year = df["year"]
     income = pd.to_numeric(df[income_col], errors="raise").to_numpy(dtype=float)
 
     mline = _monitoring_lines(df, pol, province_code)
     share = pol.not_enjoying_policy_share
-    avg = year_lookup(year, pol.rural_disposable_income)
+    avg = _rural_incomes(df, pol, province_code)
 
     risk = _risk_present(df, pol, risk_col)
     r = reg.fillna(False).to_numpy(dtype=bool)
@@ -150,7 +168,8 @@ def classify_households(
     nr = (~reg).fillna(False).to_numpy(dtype=bool)
     has_inc = ~np.isnan(income)
     with np.errstate(invalid="ignore"):
-        rich = income >= share * avg
+        # cents: a share of a yuan amount must not miss the boundary by a floating-point hair
+        rich = income >= np.round(share * avg, 2)
         low_risk = (income < mline) & risk
 
     cond = [

@@ -17,7 +17,7 @@ from evalkit.errors import MeasureError
 from evalkit.measures.columns import as_boolean, require_columns
 
 __all__ = ["REASON_CODES", "GuaranteeSpec", "guarantee_specs", "guarantee_frame", "year_lookup",
-           "household_indicators"]
+           "exit_lines", "household_indicators"]
 
 #: Order of the codes in ``fail_reasons`` (income first, then 两不愁, 三保障, water).
 REASON_CODES: tuple[str, ...] = (
@@ -82,6 +82,84 @@ def year_lookup(years: pd.Series, fn: Callable[[int], float]) -> np.ndarray:
     return yrs.map(table).to_numpy(dtype=float)
 
 
+def _row_provinces(panel: pd.DataFrame, province_code: str | int | None) -> tuple[np.ndarray, list[str]]:
+    """Index of each row's province in the returned list ('' = unknown): ``province_code``, else
+    ``county_code`` (factorized: the distinct counties are few), else unknown."""
+    n = len(panel)
+    if province_code is not None:
+        return np.zeros(n, dtype=np.int64), [str(province_code)[:2]]
+    if "county_code" not in panel.columns:
+        return np.zeros(n, dtype=np.int64), [""]
+    codes, uniq = pd.factorize(panel["county_code"], use_na_sentinel=True)
+    codes = np.where(codes < 0, len(uniq), codes).astype(np.int64)
+    return codes, [str(u)[:2] for u in uniq] + [""]
+
+
+def _rule_line(policy: Policy, prov: str, year: int, rule: str | None) -> tuple[float, bool, bool]:
+    """(line, income must be at least it, relative rule) of one province-year."""
+    r = policy.exit_rule_named(rule) if rule else policy.exit_rule(prov or None)
+    if r.kind == "poverty_line":
+        return policy.poverty_line(year), False, False
+    if not prov:
+        raise MeasureError(f"exit rule {r.name!r} compares income with the province's rural income: pass"
+                           " province_code or give the rows a county_code")
+    # Cents: the share times a yuan amount must not miss a boundary by a floating-point hair.
+    line = round(float(r.share) * policy.rural_disposable_income(year, prov), 2)
+    return line, r.comparison == "at_least", True
+
+
+def exit_lines(panel: pd.DataFrame, policy: Policy, province_code: str | int | None = None,
+               rule: str | None = None) -> pd.DataFrame:
+    """The income line of each row's exit rule (docs/policy.md §2, §2.1).
+
+    The rule is ``rule`` when given (``"national"`` or a name of ``[exit_standard.rules]``), else
+    the province's (:meth:`evalkit.config.Policy.exit_rule`; the province is ``province_code``, or
+    each row's ``county_code``; without either the national rule). National rule: the poverty
+    line of the year, income must be strictly above it. Guangdong's relative rule ([D3]): 45% of
+    the province's rural disposable income of the year (sourced or assumed, §3.5), rounded to the
+    cent; income must be at least it.
+
+    Returns
+    -------
+    DataFrame
+        On ``panel``'s index: ``line`` (float), ``at_least`` (bool: income ≥ line passes, else
+        income > line), ``relative`` (bool: a share-of-rural-income rule).
+    """
+    if panel["year"].isna().any():
+        raise MeasureError("the 'year' column has missing values; every household-year needs a year")
+    pidx, provs = _row_provinces(panel, province_code)
+    yrs = panel["year"].astype("int64").to_numpy()
+    y0 = int(yrs.min()) if len(yrs) else 0
+    span = int(yrs.max()) - y0 + 1 if len(yrs) else 1
+    # one config lookup per distinct (province, year), broadcast to the rows
+    ukey, inv = np.unique(pidx * span + (yrs - y0), return_inverse=True)
+    vals = [_rule_line(policy, provs[int(k) // span], int(k) % span + y0, rule) for k in ukey]
+    tab = pd.DataFrame(vals, columns=["line", "at_least", "relative"]).astype(
+        {"line": "float64", "at_least": bool, "relative": bool})
+    out = tab.iloc[inv.reshape(-1)].set_axis(panel.index)
+    return out
+
+
+def _income_test(income: pd.Series, lines: pd.DataFrame, panel: pd.DataFrame, able_bodied_col: str | None,
+                 support_col: str | None) -> pd.Series:
+    """Income passes the rule of its row; under a relative rule a household without labour capacity
+    passes through 低保/特困 support instead ([D3]: '纳入低保') when ``able_bodied_col`` is given."""
+    line = lines["line"].to_numpy(dtype=float)
+    strict = pd.Series((income > line).array, index=panel.index, dtype="boolean")
+    reach = pd.Series((income >= line).array, index=panel.index, dtype="boolean")
+    ok = strict.mask(lines["at_least"].to_numpy(dtype=bool), reach)
+    if able_bodied_col is None:
+        return ok
+    if support_col is None:
+        raise MeasureError("able_bodied_col needs support_col: the dibao/tekun enrolment of households without"
+                           " labour capacity")
+    require_columns(panel, [able_bodied_col, support_col], "household_indicators")
+    unable = (~as_boolean(panel[able_bodied_col], able_bodied_col)).fillna(False).to_numpy(dtype=bool)
+    unable &= lines["relative"].to_numpy(dtype=bool)
+    support = pd.Series(as_boolean(panel[support_col], support_col).array, index=panel.index, dtype="boolean")
+    return ok.mask(unable, support)
+
+
 def _stably_above(above_now: pd.Series, key: pd.MultiIndex, k: int) -> pd.Series:
     """Above the line in this year and each of the k-1 previous calendar years (on ``key``)."""
     # Look up the same household's flag in each previous year through the (household, year)
@@ -125,14 +203,22 @@ def household_indicators(
     policy: Policy,
     stable_years: int | None = None,
     income_col: str = "income_per_capita",
+    province_code: str | int | None = None,
+    rule: str | None = None,
+    able_bodied_col: str | None = None,
+    support_col: str | None = None,
 ) -> pd.DataFrame:
     """Exit standard 一超过、两不愁、三保障 (+ drinking water) per household-year.
 
     Definitions (docs/policy.md §2):
 
-    * ``line`` — the national poverty line of the row's year (``policy.poverty_line``); a year
-      the config does not define raises :class:`evalkit.config.ConfigError` naming the year.
-    * ``income_above_line`` (一超过) — income strictly above the line in this year and, with
+    * ``line`` — the line of the row's exit rule (:func:`exit_lines`): the national poverty line
+      of the row's year (``policy.poverty_line``) under the national rule; under Guangdong's
+      relative rule (province 44 by default, §2.1) 45% of the province's rural disposable income
+      of the year. A year the config does not define raises
+      :class:`evalkit.config.ConfigError` naming the year.
+    * ``income_above_line`` (一超过) — income strictly above the line (at least the line under
+      the relative rule) in this year and, with
       ``stable_years=k > 1``, in each of the k−1 previous calendar years of the same household
       (each against its own year's line). A household with any of those years unobserved is not
       stably above (False).
@@ -162,6 +248,17 @@ def household_indicators(
         Consecutive years above the line required; ``[indicators].stable_years`` when None.
     income_col : str
         Per-capita income column.
+    province_code : str or int, optional
+        Province whose exit rule applies to every row; when None, each row's ``county_code``
+        (without it, the national rule).
+    rule : str, optional
+        Force one rule for every row: ``"national"`` or a name of ``[exit_standard.rules]``
+        (e.g. ``"guangdong_relative"``).
+    able_bodied_col, support_col : str, optional
+        Boolean columns "the household has labour capacity" and "enrolled in 低保/特困 support".
+        With them, under a relative rule a household without labour capacity passes the income
+        test by its support enrolment ([D3]: "纳入低保"); without them the income test applies to
+        every household.
 
     Returns
     -------
@@ -178,14 +275,16 @@ def household_indicators(
 
     hh = panel["household_id"]
     year = panel["year"]
-    line = year_lookup(year, pol.poverty_line)  # raises ConfigError for an unknown year
+    lines = exit_lines(panel, pol, province_code, rule)  # raises ConfigError for an unknown year
+    line = lines["line"].to_numpy(dtype=float)
     key = pd.MultiIndex.from_arrays([hh.to_numpy(), year.astype("int64").to_numpy()])
     if key.duplicated().any():
         dup = key[key.duplicated()].unique()[:5].tolist()
         raise MeasureError(f"panel has duplicated household-years, e.g. {dup}; expected one row each")
 
     income = pd.to_numeric(panel[income_col], errors="raise").astype("Float64")
-    above_now = pd.Series((income > line).array, index=key, dtype="boolean")
+    above_now = _income_test(income, lines, panel, able_bodied_col, support_col)
+    above_now = pd.Series(above_now.array, index=key, dtype="boolean")
 
     stable = _stably_above(above_now, key, k)
     stable.index = panel.index

@@ -4,14 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
-from evalkit import geo
+from evalkit import geo, reference
 from evalkit.errors import ParameterError
 
-__all__ = ["CountySpec", "Profile", "PROFILES", "profile_counties"]
+__all__ = ["CountySpec", "Profile", "PROFILES", "DEMO_REAL_CITIES", "demo_real_counties", "profile_counties"]
 
 #: Profile names known to :func:`profile_counties`.
-PROFILES: tuple[str, ...] = ("demo", "shaanxi", "seeds")
+PROFILES: tuple[str, ...] = ("demo", "demo_real", "shaanxi", "seeds")
 
 
 @dataclass
@@ -51,8 +52,78 @@ def _population_draw(codes: list[str], names: list[str], total: float, rng: np.r
     return total * w / w.sum()
 
 
+#: Units of the ``demo_real`` profile: Yan'an's 13 units and Tongchuan's 4 (GB/T 2260 prefixes), with
+#: their rural populations (persons, 2014, rounded; an assumption of the synthetic province).
+DEMO_REAL_CITIES: tuple[tuple[str, float], ...] = (("6106", 1.2e6), ("6102", 3.0e5))
+
+
+def _specs(codes: list[str], names: list[str], pops: np.ndarray, poverty, exit_years) -> list[CountySpec]:
+    return [CountySpec(c, n, c[:2], c[:4], max(int(round(p)), 300), bool(pv), int(ey) if pv else None)
+            for c, n, p, pv, ey in zip(codes, names, pops, poverty, exit_years)]
+
+
+def _real_status(codes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Poverty-county flags and exit years of ``codes`` from the reference table (docs/policy.md [R1])."""
+    exits = reference.poverty_county_exits("61")
+    years = pd.Series(codes).map(exits)
+    return years.notna().to_numpy(), years.fillna(0).astype(int).to_numpy()
+
+
+def _yanan_or_shaanxi(profile: str, scale: float | None, rng: np.random.Generator) -> Profile:
+    tab = geo.county_table("6106" if profile == "demo" else "61")
+    codes, names = tab.county_code.tolist(), tab.county_name.tolist()
+    default_scale = 0.3 if profile == "demo" else 1.0
+    s = default_scale if scale is None else scale
+    # Yan'an: about 1.2 million rural residents; Shaanxi: about 17 million (2014, rounded).
+    total = 1.2e6 if profile == "demo" else 1.7e7
+    pops = _population_draw(codes, names, total, rng) * s
+    if profile == "demo":
+        poverty = np.ones(len(codes), bool)  # synthetic: every Yan'an unit is assessed in the demo
+        exit_years = rng.choice([2017, 2018, 2019], len(codes), p=[0.3, 0.4, 0.3])
+        desc = "the 13 county-level units of Yan'an, Shaanxi"
+    else:
+        # The 56 national poverty counties and their exit years (4 in 2017, 23 in 2018, 29 in 2019).
+        poverty, exit_years = _real_status(codes)
+        desc = ("every county-level unit of Shaanxi at realistic population scale; the 56 national poverty"
+                " counties and their exit years are the real ones")
+    return Profile(profile, desc, default_scale, _specs(codes, names, pops, poverty, exit_years))
+
+
+def demo_real_counties(scale: float | None = None, seed: int = 0) -> Profile:
+    """The real demo: Yan'an's 13 units and Tongchuan's 4, poverty status and exit years real.
+
+    Yan'an's national poverty counties are 延长 (exit 2017), 延川 and 宜川 (2018); Tongchuan's are
+    宜君 (2018), 印台 and 耀州 (2019), so all three of Shaanxi's exit batches appear, with
+    non-poverty units (宝塔, 王益, ...) beside them (docs/policy.md §6, [R1]).
+
+    Parameters
+    ----------
+    scale : float, optional
+        Multiplies rural populations (default 0.24).
+    seed : int
+        Seed of the population draw.
+    """
+    rng = np.random.default_rng([seed, 1])
+    default_scale = 0.24
+    s = default_scale if scale is None else scale
+    specs: list[CountySpec] = []
+    for prefix, total in DEMO_REAL_CITIES:
+        tab = geo.county_table(prefix)
+        codes, names = tab.county_code.tolist(), tab.county_name.tolist()
+        pops = _population_draw(codes, names, total, rng) * s
+        poverty, exit_years = _real_status(codes)
+        specs += _specs(codes, names, pops, poverty, exit_years)
+    desc = ("the 13 units of Yan'an and the 4 of Tongchuan, Shaanxi, with their real poverty counties"
+            " and exit years (2017, 2018 and 2019)")
+    return Profile("demo_real", desc, default_scale, specs)
+
+
 def profile_counties(profile: str, scale: float | None = None, seed: int = 0) -> Profile:
-    """County specifications of a profile (``demo``, ``shaanxi`` or ``seeds``).
+    """County specifications of a profile (``demo``, ``demo_real``, ``shaanxi`` or ``seeds``).
+
+    ``shaanxi`` and ``demo_real`` take poverty status and exit years from the reference table of
+    Shaanxi's 56 national poverty counties (:func:`evalkit.reference.poverty_counties`);
+    ``demo`` keeps its synthetic status (every Yan'an unit assessed, exit years drawn).
 
     Parameters
     ----------
@@ -60,7 +131,7 @@ def profile_counties(profile: str, scale: float | None = None, seed: int = 0) ->
     scale : float, optional
         Multiplies rural populations (and register targets other than exact ones).
     seed : int
-        Seed of the county-level draws (populations, exit years).
+        Seed of the county-level draws (populations, and the demo's exit years).
 
     Returns
     -------
@@ -73,27 +144,9 @@ def profile_counties(profile: str, scale: float | None = None, seed: int = 0) ->
     """
     rng = np.random.default_rng([seed, 1])
     if profile in ("demo", "shaanxi"):
-        tab = geo.county_table("6106" if profile == "demo" else "61")
-        codes, names = tab.county_code.tolist(), tab.county_name.tolist()
-        default_scale = 0.3 if profile == "demo" else 1.0
-        s = default_scale if scale is None else scale
-        # Yan'an: about 1.2 million rural residents; Shaanxi: about 17 million (2014, rounded).
-        total = 1.2e6 if profile == "demo" else 1.7e7
-        pops = _population_draw(codes, names, total, rng) * s
-        if profile == "demo":
-            poverty = np.ones(len(codes), bool)  # synthetic: every Yan'an unit is assessed in the demo
-        else:
-            # 56 poverty counties in Shaanxi (docs/policy.md [D0]); which ones is synthetic.
-            poverty = np.zeros(len(codes), bool)
-            poverty[rng.choice(len(codes), 56, replace=False)] = True
-        exit_years = rng.choice([2017, 2018, 2019], len(codes), p=[0.3, 0.4, 0.3])
-        specs = [
-            CountySpec(c, n, c[:2], c[:4], max(int(round(p)), 300), bool(pv), int(ey) if pv else None)
-            for c, n, p, pv, ey in zip(codes, names, pops, poverty, exit_years)
-        ]
-        desc = ("the 13 county-level units of Yan'an, Shaanxi" if profile == "demo"
-                else "every county-level unit of Shaanxi at realistic population scale")
-        return Profile(profile, desc, default_scale, specs)
+        return _yanan_or_shaanxi(profile, scale, rng)
+    if profile == "demo_real":
+        return demo_real_counties(scale, seed)
     if profile == "seeds":
         s = 1.0 if scale is None else scale
         names = {c: geo.county_table(c).county_name.iloc[0] for c in
@@ -129,4 +182,4 @@ def profile_counties(profile: str, scale: float | None = None, seed: int = 0) ->
             sp("360735", 280_000, True, 2019, notes="docs/policy.md [D1]: Shicheng, Jiangxi"),
         ]
         return Profile("seeds", "the counties named in the policy documents", 1.0, specs)
-    raise ParameterError(f"unknown profile {profile!r}; choose demo, shaanxi or seeds")
+    raise ParameterError(f"unknown profile {profile!r}; choose {', '.join(PROFILES)}")
