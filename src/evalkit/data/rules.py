@@ -25,10 +25,12 @@ __all__ = [
 ]
 
 #: Tables are validated parents first so that a quarantined parent can be seen by its children.
-TABLE_ORDER = ("counties", "villages", "households", "members", "panel", "truth", "field_survey")
+TABLE_ORDER = ("counties", "villages", "village_indicators", "households", "members", "panel", "truth",
+               "field_survey")
 #: (child table, child column, parent table, parent column, noun used in the reason)
 REFERENCES = (
     ("villages", "county_code", "counties", "county_code", "county"),
+    ("village_indicators", "village_code", "villages", "village_code", "village"),
     ("households", "village_code", "villages", "village_code", "village"),
     ("members", "household_id", "households", "household_id", "household"),
     ("panel", "household_id", "households", "household_id", "household"),

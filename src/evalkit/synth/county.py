@@ -28,6 +28,7 @@ from evalkit.synth.dynamics import (
 from evalkit.synth.params import TRUE_PARAMS, YEARS
 from evalkit.synth.people import HouseholdFeatures, draw_members, household_features
 from evalkit.synth.profiles import CountySpec
+from evalkit.synth.village_indicators import village_indicators
 
 __all__ = ["county_draws", "household_sizes", "county_layout", "panel_table", "truth_table",
            "households_table", "generate_county"]
@@ -244,7 +245,8 @@ def generate_county(spec: CountySpec, seed: int, policy: Policy, params: dict | 
     Returns
     -------
     dict
-        ``villages, households, members, panel, truth`` DataFrames, ``county`` (one-row dict) and
+        ``villages, village_indicators, households, members, panel, truth`` DataFrames, ``county``
+        (one-row dict) and
         ``draws`` (the county's parameter draws, written to truth_params.json).
     """
     P = params or TRUE_PARAMS
@@ -269,5 +271,9 @@ def generate_county(spec: CountySpec, seed: int, policy: Policy, params: dict | 
         "rural_population": int(layout.sizes.sum()),
     }
     draws["n_forced_exits"] = int(h.forced_exit.sum())
-    return {"county": county, "villages": villages, "households": households_table(code, layout, reg, h),
+    # own stream (issue 12): the other tables do not change with it
+    indicators = village_indicators(code, layout.village_codes, layout.u_v, layout.is_poverty_village,
+                                    int(spec.planned_exit_year or 2020), seed)
+    return {"county": county, "villages": villages, "village_indicators": indicators,
+            "households": households_table(code, layout, reg, h),
             "members": members, "panel": panel, "truth": truth_table(code, layout, h, lines), "draws": draws}

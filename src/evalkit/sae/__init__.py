@@ -1,0 +1,1 @@
+"""Small-area estimates for villages and townships: Fay-Herriot (area level) and EBP (unit level)."""
