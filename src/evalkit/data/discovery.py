@@ -157,6 +157,10 @@ def discover(root: Path, wanted: set[str] | None, counties: set[str] | None) -> 
     return found
 
 
+#: Folders of the departments' monthly files (read by the monitoring cycle, not by load_dataset).
+MONTHLY_DIRS: tuple[str, ...] = ("departments", "departments_truth")
+
+
 def unread_files(root: Path) -> list[str]:
     """Files and folders of a dataset directory that :func:`discover` never reads (unknown format,
     a folder not named after a table), relative to ``root``: the loader names each in a warning.
@@ -165,7 +169,7 @@ def unread_files(root: Path) -> list[str]:
     """
     out = []
     for entry in sorted(root.iterdir()):
-        if _skipped(entry) or is_output(entry) or entry.name == QUARANTINE_DIR:
+        if _skipped(entry) or is_output(entry) or entry.name in (QUARANTINE_DIR, *MONTHLY_DIRS):
             continue
         if entry.is_dir():
             if table_from_name(entry.name) is None:
