@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -85,3 +86,44 @@ def test_an_unknown_language_stops_before_any_work(tmp_path, capsys, cmd):
     assert main([*cmd, "--lang", "fr"]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "'fr'" in line and "zh" in line and "en" in line
+
+
+def test_newcomer_mistakes_get_one_bilingual_line(small_province, tmp_path):
+    """year=2030 and a non-poverty county: what is wrong, in both languages (hand-made data)."""
+    import shutil
+
+    from evalkit.config import load_policy
+    from evalkit.errors import ExitAssessmentError
+    from evalkit.workflows import county_exit
+
+    pol = load_policy()
+    with pytest.raises(ExitAssessmentError) as e:
+        county_exit.assess_county(small_province, "610632", year=2030, policy=pol)
+    msg = str(e.value)
+    exit_year = int(pd.read_parquet(small_province / "counties.parquet").set_index("county_code")
+                    .at["610632", "planned_exit_year"])
+    assert "no survey for 2030" in msg and f"the county exited in {exit_year}" in msg
+    assert "没有 2030 年的调查数据" in msg and f"{exit_year} 年退出" in msg
+    data = Path(shutil.copytree(small_province, tmp_path / "d"))
+    c = pd.read_parquet(data / "counties.parquet")
+    c.loc[c["county_code"] == "610627", ["is_poverty_county", "planned_exit_year"]] = [False, None]
+    c.to_parquet(data / "counties.parquet")
+    with pytest.raises(ExitAssessmentError, match="is not a poverty county.*不是贫困县"):
+        county_exit.assess_county(data, "610627", policy=pol)
+
+
+def test_batch_help_describes_options_and_lists_notebook_parameters(capsys):
+    with pytest.raises(SystemExit):
+        main(["batch", "--help"])
+    out = capsys.readouterr().out
+    assert "--resume" in out and "reuse counties whose notebook, parameters, inputs" in out
+    assert "notebooks/county_exit_assessment.ipynb:" in out and "oc_reps = 0" in out
+    assert "notebooks/province_rollup.ipynb:" in out and "risk_dir = None" in out
+
+
+def test_verdicts_print_in_both_languages():
+    from evalkit.runner.index import verdict_both
+
+    assert verdict_both("pass", "en") == "pass / 通过"
+    assert verdict_both("borderline", "zh") == "临界（不确定） / borderline"
+    assert verdict_both(None, "zh") == "—"

@@ -27,6 +27,7 @@ from evalkit import runner as batch
 from evalkit.cli import main
 from evalkit.config import load_policy
 from evalkit.outputs import file_mode, neutralize_formulas, write_csv, write_xlsx
+from evalkit.report.summary import read_summary
 from evalkit.runner import CountyResult, write_index
 from evalkit.runner.execute import descendants
 
@@ -164,7 +165,7 @@ def test_sigterm_rewrites_the_run_files_and_marks_counties_of_other_parameters(d
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
     before = _source(out)
-    summ = pd.read_csv(out / "summary.csv", dtype=str).set_index("county_code")
+    summ = read_summary(out / "summary.csv").set_index("county_code")
     assert summ.loc["610631", "current"] == "True" and summ.loc["610632", "current"] == "False"
     man = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert man["interrupted"] is True and man["parameters"]["given"]["seed"] == 8
@@ -175,7 +176,7 @@ def test_sigterm_rewrites_the_run_files_and_marks_counties_of_other_parameters(d
     assert _run([NB, "--data", data, "--out", out, "--counties", "610631,610632", "--resume",
                  "--param", "seed=8", "--param", "sleep_on=610632", "--param", "sleep_s=6"]) == 0
     _expect_reused(out, before, {"610631": True, "610632": False})
-    assert pd.read_csv(out / "summary.csv", dtype=str)["current"].tolist() == ["True", "True"]
+    assert read_summary(out / "summary.csv")["current"].tolist() == ["True", "True"]
 
 
 @pytest.mark.slow

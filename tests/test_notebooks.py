@@ -66,7 +66,12 @@ def test_county_notebook_runs_through_papermill(small_province, tmp_path, lang):
     assert res["year"] == a.year
     for c, crit in a.result().criteria.items():
         assert res[c]["est"] == pytest.approx(crit.est, rel=1e-12)
-    ledger = pd.read_excel(out / "followup.xlsx", header=2, dtype=str)
+    ledger = pd.read_excel(out / "followup.xlsx", dtype=str)  # a 台账: header on row 1
+    fill = ["核实结果", "核实人", "核实日期", "整改情况", "备注"] if lang == "zh" else \
+        ["Verification result", "Verified by", "Date verified", "Rectification", "Remarks"]
+    assert list(ledger.columns[-5:]) == fill
+    assert pd.ExcelFile(out / "followup.xlsx").sheet_names == (["核实清单", "汇总", "说明"] if lang == "zh" else
+                                                              ["Follow-up list", "Summary", "About"])
     text = ledger.to_string()
     assert not pd.Series(text.split()).str.fullmatch(r"\d{17}[\dX]").any(), "full ID number in the ledger"
     executed = nbformat.read(tmp_path / "run.ipynb", as_version=4)
@@ -108,14 +113,16 @@ def test_batch_risk_and_rollup_end_to_end(small_province, tmp_path):
                            params={"run_dir": str(out / "county_exit"), "risk_dir": str(out / "risk")},
                            workers=1, out=out / "province", progress=False)
     assert pres.n_failed == 0
-    summary = pd.read_excel(next((out / "province").rglob("province_summary.xlsx")), sheet_name="data", header=2,
-                            dtype={"county_code": str})
-    assert sorted(summary["county_code"]) == ["610627", "610631", "610632"]
-    # the summary carries exactly the county results
-    for code in summary["county_code"]:
+    book = next((out / "province").rglob("province_summary.xlsx"))
+    assert pd.ExcelFile(book).sheet_names == ["汇总表", "数据", "汇总", "说明"]  # no English sheet name
+    summary = pd.read_excel(book, sheet_name="数据", dtype={"县代码": str})
+    assert sorted(summary["县代码"]) == ["610627", "610631", "610632"]
+    # the summary carries exactly the county results (numbers as numbers, verdicts in words)
+    for code in summary["县代码"]:
         r = json.loads((out / "county_exit" / code / "results.json").read_text(encoding="utf-8"))
-        row = summary[summary["county_code"] == code].iloc[0]
-        assert row["comprehensive_poverty_rate_est"] == pytest.approx(r["comprehensive_poverty_rate"]["est"])
-        assert row["decision"] == r["decision"]["overall"]
+        row = summary[summary["县代码"] == code].iloc[0]
+        assert row["综合贫困发生率 估计值"] == pytest.approx(r["comprehensive_poverty_rate"]["est"])
+        assert row["退出结论（考虑不确定性）"] == {"pass": "通过", "fail": "未通过", "borderline": "临界（不确定）"}[
+            r["decision"]["overall"]]
     phtml = next((out / "province").rglob("province_rollup.html")).read_text(encoding="utf-8")
     assert "全省贫困县退出评估汇总" in phtml and phtml.count("data:image/png;base64") >= 2

@@ -470,8 +470,9 @@ def test_watchlist_masks_and_excel(tmp_path):
     assert list(wl["rank_in_village"]) == list(range(1, len(wl) + 1))
     path = report_risk.write_watchlist_xlsx(wl, tmp_path / "wl.xlsx", lang="zh")
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == [C1]
-    ws = wb[C1]
+    # one sheet per county named 县名（代码）, then the summary and explanation sheets of a 台账
+    assert wb.sheetnames == ["宝塔区（610602）", "汇总", "说明"]
+    ws = wb["宝塔区（610602）"]
     header = [c.value for c in ws[1]]
     assert "户编号" in header and "村代码" in header and "预警等级" in header
     text = " ".join(str(c.value) for row in ws.iter_rows() for c in row)
@@ -494,8 +495,8 @@ def test_watchlist_writes_through_the_shared_ledger_writer(tmp_path, monkeypatch
     monkeypatch.setattr(report_risk, "write_ledger_xlsx",
                         lambda sheets, path, **kw: calls.append(sheets) or real(sheets, path, **kw))
     report_risk.write_watchlist_xlsx(wl, tmp_path / "wl.xlsx", lang="en")
-    assert len(calls) == 1 and list(calls[0]) == [C1]
-    got = pd.read_excel(tmp_path / "wl.xlsx", sheet_name=C1, dtype=str)
+    assert len(calls) == 1 and list(calls[0]) == ["宝塔区 (610602)"]
+    got = pd.read_excel(tmp_path / "wl.xlsx", sheet_name="宝塔区 (610602)", dtype=str)
     assert len(got) == len(wl) and got.columns[0] == label("county_code", "en")
 
 

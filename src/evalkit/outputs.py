@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["to_jsonable", "write_json", "atomic_path", "write_xlsx", "write_csv", "neutralize_formulas",
-           "file_mode", "FORMULA_START"]
+           "file_mode", "FORMULA_START", "display_width", "excel_sheet_name"]
 
 #: First characters that make a spreadsheet read a text cell as a formula (CSV/formula injection;
 #: tab and carriage return too, as OWASP recommends).
@@ -139,15 +141,13 @@ def write_json(obj: Any, path: str | Path) -> Path:
     return path
 
 
-def write_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path, title: str | None = None) -> Path:
-    """Write printable sheets (headers as given, already translated and masked) to Excel, atomically.
+def display_width(value: Any) -> int:
+    """Width of ``value`` in character cells: a CJK or full-width character takes two."""
+    t = str(value)
+    return len(t) + sum(1 for ch in t if ord(ch) >= 0x2E80)
 
-    Each sheet gets column widths from its content, wrapped headers, frozen header row and a
-    repeated print title. Refuses a column that still holds full 18-digit ID numbers. Text cells
-    starting with ``= + - @`` are written as text, never as formulas (:func:`neutralize_formulas`).
-    """
-    from openpyxl.styles import Alignment, Font
 
+def _check_ids(sheets: dict[str, pd.DataFrame]) -> None:
     from evalkit.privacy import pii_columns
 
     for sname, df in sheets.items():
@@ -155,23 +155,86 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path, title: str | N
                     if kind == "id_number" and df[c].dropna().astype(str).str.contains(r"\d{9}").any()]
         if unmasked:
             raise ValueError(f"sheet {sname!r} column(s) {unmasked} hold full ID numbers: mask them first")
+
+
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+
+
+def excel_sheet_name(name: str, short: str | None = None) -> str:
+    """A valid Excel sheet name: ``name`` without ``[]:*?/\\`` when it fits 31 characters, else
+    ``short``, else ``name`` cut at the last space or bracket that fits (never in a word)."""
+    n = _BAD_SHEET_CHARS.sub(" ", str(name)).strip()
+    if len(n) <= 31:
+        return n
+    if short:
+        return excel_sheet_name(short)
+    cut = n[:31]
+    sp = max(cut.rfind(" "), cut.rfind("·"), cut.rfind("（"), cut.rfind("("))
+    return (cut[:sp] if sp > 0 else cut).strip()
+
+
+def _format_sheet(ws: Any, df: pd.DataFrame, number_formats: Mapping[str, str], title: str | None) -> None:
+    """Header on row 1 (bold, shaded), widths from content, frozen header, filter, print setup."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    head_font, fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
+    n = len(df)
+    for j, col in enumerate(df.columns, start=1):
+        cell = ws.cell(row=1, column=j)
+        cell.font, cell.fill = head_font, fill
+        cell.alignment = Alignment(vertical="center")
+        width = max([display_width(col)] + [display_width(v) for v in df[col].head(300)]) + 2
+        letter = get_column_letter(j)
+        ws.column_dimensions[letter].width = min(max(width, 8), 48)
+        s = df[col]
+        fmt = number_formats.get(str(col))
+        if fmt is None and pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            fmt = "#,##0"
+        elif fmt is None and pd.api.types.is_float_dtype(s.dtype):
+            fmt = "#,##0.00"
+        if fmt:
+            for r in range(2, n + 2):
+                ws.cell(row=r, column=j).number_format = fmt
+    last = get_column_letter(max(len(df.columns), 1))
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{last}{n + 1}"
+    ws.print_title_rows = "1:1"
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    if title:
+        ws.oddHeader.center.text = title.replace("&", "&&")
+    ws.oddFooter.center.text = "&P / &N"
+
+
+def write_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path, title: str | None = None,
+               number_formats: Mapping[str, str] | None = None,
+               finish: Callable[[Any], None] | None = None) -> Path:
+    """Write printable sheets (headers as given, already translated and masked) to Excel, atomically.
+
+    Every sheet has its header on row 1 (bold), column widths from its content (CJK characters
+    count double), the header row frozen, an autofilter, the header repeated on every printed
+    page and ``title`` as the printed page header. Numbers stay numbers: integers get ``#,##0``,
+    floats ``#,##0.00`` unless ``number_formats`` (header -> Excel format) says otherwise.
+    ``finish(workbook)`` may add sheets, validation or formulas before the file is saved
+    (:mod:`evalkit.report.ledger` does). Sheet names are made valid (:func:`excel_sheet_name`).
+    Refuses a column that still holds full 18-digit ID numbers. Text cells starting with
+    ``= + - @`` are written as text, never as formulas (:func:`neutralize_formulas`).
+    """
+    _check_ids(sheets)
+    sheets = {excel_sheet_name(k): v for k, v in sheets.items()}
     path = Path(path)
     with atomic_path(path) as tmp:
         with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
             for sname, out in sheets.items():
                 out = neutralize_formulas(out)
-                start = 2 if title else 0
-                out.to_excel(xw, sheet_name=sname[:31], index=False, startrow=start)
-                ws = xw.sheets[sname[:31]]
-                if title:
-                    ws.cell(row=1, column=1, value=title).font = Font(bold=True, size=13)
-                for j, col in enumerate(out.columns, start=1):
-                    width = max([len(str(col))] + [len(str(v)) for v in out[col].head(200)]) + 2
-                    letter = ws.cell(row=start + 1, column=j).column_letter
-                    ws.column_dimensions[letter].width = min(max(width * 1.3, 8), 40)
-                    ws.cell(row=start + 1, column=j).alignment = Alignment(wrap_text=True)
-                ws.freeze_panes = ws.cell(row=start + 2, column=1)
-                ws.print_title_rows = f"{start + 1}:{start + 1}"
+                out.to_excel(xw, sheet_name=sname, index=False)
+                _format_sheet(xw.sheets[sname], out, number_formats or {}, title)
+            if title:
+                xw.book.properties.title = title
+            if finish is not None:
+                finish(xw.book)
     # openpyxl stamps creation/modification times into docProps/core.xml; that is the only
     # non-reproducible part of the file and carries no result.
     return path

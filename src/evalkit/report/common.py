@@ -5,13 +5,13 @@ Every user-facing string comes from :mod:`evalkit.text`; ``lang`` is ``'zh'`` (d
 from __future__ import annotations
 
 import importlib.util
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from evalkit import dictionary
-from evalkit.outputs import write_xlsx
+from evalkit.report import style
+from evalkit.report.ledger import write_ledger
 from evalkit.text import Note, label, render_notes
 
 __all__ = ["setup_cjk_font", "new_figure", "feature_label", "pct", "fmt_table", "verdict_label",
@@ -62,12 +62,22 @@ def feature_label(term: object, lang: str) -> str:
 
 
 def pct(x: float | None, digits: int = 2) -> str:
-    """Format a share as a percentage string ('—' for None)."""
-    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.{digits}f}%"
+    """Format a share as a percentage string ('—' for None); see :mod:`evalkit.report.style`."""
+    return style.pct(x, digits)
+
+
+def _column_unit(col: str) -> str:
+    """Unit of a dictionary column ('' when none or unknown)."""
+    for t in dictionary.tables().values():
+        for c in t.columns:
+            if c.name == col:
+                return c.unit
+    return ""
 
 
 def fmt_table(df: pd.DataFrame, lang: str = "zh", keys: dict[str, str] | None = None) -> pd.DataFrame:
-    """Rename columns to their labels in ``lang`` (``keys`` maps column -> label key)."""
+    """Rename columns to their labels in ``lang`` (``keys`` maps column -> label key); a money
+    column of the data dictionary (unit yuan) carries its unit: ``调查人均纯收入（元）``."""
     keys = keys or {}
     ren = {}
     for c in df.columns:
@@ -76,6 +86,9 @@ def fmt_table(df: pd.DataFrame, lang: str = "zh", keys: dict[str, str] | None = 
             ren[c] = label(k, lang)
         except KeyError:
             ren[c] = c
+            continue
+        if isinstance(c, str) and _column_unit(c).startswith("yuan"):
+            ren[c] += style.unit_of("yuan", lang)
     return df.rename(columns=ren)
 
 
@@ -99,13 +112,26 @@ def verdict_label(v: str, lang: str = "zh") -> str:
 
 def write_ledger_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path, lang: str = "zh",
                       title: str | None = None, keys: dict[str, str] | None = None,
-                      raw_sheets: tuple[str, ...] = ()) -> Path:
-    """Write a printable ledger (one or more sheets) to Excel, atomically.
+                      raw_sheets: tuple[str, ...] = (), about: str | None = None,
+                      fill_in: bool | None = None, number_formats: dict[str, str] | None = None) -> Path:
+    """Write a ledger (台账) to Excel, atomically: :func:`evalkit.report.ledger.write_ledger`.
 
-    Column headers are translated to ``lang`` except in ``raw_sheets`` (machine-readable data
-    keeps the canonical names). Columns holding names or ID numbers must already be masked:
-    :func:`evalkit.outputs.write_xlsx` refuses anything that still looks like a full ID number.
+    Column headers are translated to ``lang`` (money columns with their unit) except in
+    ``raw_sheets``; sheets listing households get the fill-in columns (核实结果 ...) unless
+    ``fill_in`` says otherwise; a 汇总 and a 说明 sheet follow. ``number_formats`` maps a
+    canonical column (or a translated header) to an Excel format. Columns holding names or ID
+    numbers must already be masked: :func:`evalkit.outputs.write_xlsx` refuses anything that still
+    looks like a full ID number.
     """
     flat = {s: (df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df) for s, df in sheets.items()}
-    return write_xlsx({s: (df if s in raw_sheets else fmt_table(df, lang, keys)) for s, df in flat.items()},
-                      path, title=title)
+    fmts: dict[str, str] = {}
+    out = {}
+    for s, df in flat.items():
+        t = df if s in raw_sheets else fmt_table(df, lang, keys)
+        for c, h in zip(df.columns, t.columns):
+            if number_formats and c in number_formats:
+                fmts[str(h)] = number_formats[c]
+            elif isinstance(c, str) and _column_unit(c).startswith("yuan"):
+                fmts[str(h)] = "#,##0"
+        out[s] = t
+    return write_ledger(out, path, lang, title=title, about=about, fill_in=fill_in, number_formats=fmts)

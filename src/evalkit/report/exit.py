@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from evalkit.assessment import CRITERIA, CriteriaResult
 from evalkit.privacy import masked_heads
 from evalkit.register import household_strata, village_strata
+from evalkit.report import style
 from evalkit.report.common import (
     code_label,
     fmt_table,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # the workflow's result type, for hints only (workflows sit a
 
 __all__ = ["register_glance", "sample_design_summary", "criteria_table", "plot_criteria", "guarantee_shortfalls",
            "followup_list", "county_intro", "sample_narrative", "decision_narrative", "followup_narrative",
-           "plot_operating_characteristic"]
+           "plot_operating_characteristic", "poverty_line_sentence", "followup_table"]
 
 
 def register_glance(households: pd.DataFrame, year: int, lang: str = "zh") -> pd.DataFrame:
@@ -45,7 +46,8 @@ def register_glance(households: pd.DataFrame, year: int, lang: str = "zh") -> pd
         ("rural_population_total", int(len(households)), int(size.sum())),
     ]
     out = pd.DataFrame(rows, columns=["key", "households_n", "persons_n"])
-    out["share"] = [pct(x) for x in out["persons_n"] / max(int(size.sum()), 1)]
+    out["share"] = [pct(x, 1) for x in out["persons_n"] / max(int(size.sum()), 1)]
+    out = style.format_frame(out, {"households_n": "count", "persons_n": "count"}, lang)
     out.index = pd.Index([label(k, lang) for k in out.pop("key")], name="")
     return fmt_table(out, lang)
 
@@ -58,7 +60,7 @@ def sample_design_summary(field_survey: pd.DataFrame, villages: pd.DataFrame | N
     out = pd.DataFrame({
         "villages_sampled": g["village_code"].nunique(),
         "households_sampled": g.size(),
-        "weighted_households": g["weight"].sum().round(1),
+        "weighted_households": g["weight"].sum().round(0),
     })
     if villages is not None:
         vs = villages.assign(stratum=village_strata(villages).to_numpy())
@@ -68,6 +70,7 @@ def sample_design_summary(field_survey: pd.DataFrame, villages: pd.DataFrame | N
     hh.columns = [code_label("hh_stratum", c, lang) for c in hh.columns]
     out = out.join(hh)
     out.index = pd.Index([label(i, lang) for i in out.index], name=label("village_stratum", lang))
+    out = style.format_frame(out, {c: "count" for c in out.columns}, lang)
     return fmt_table(out, lang)
 
 
@@ -108,7 +111,7 @@ def plot_criteria(crit: CriteriaResult, lang: str = "zh") -> Figure:
         lo = min(100 * r["lci"], 100 * r["threshold"])
         hi = max(100 * r["uci"], 100 * r["threshold"])
         pad = max((hi - lo) * 0.25, 0.5)
-        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_ylim(max(lo - pad, 0.0), min(hi + pad, 100.0))  # a rate is never below 0% or above 100%
         ax.set_ylabel("%")
         ax.set_xlabel(verdict_label(r["verdict"], lang), color=col, fontsize=10)
     lvl = f" ({100 * crit.confidence:.0f}% {label('confidence_interval', lang)})"
@@ -184,12 +187,24 @@ def followup_list(flags: pd.DataFrame, members: pd.DataFrame | None, villages: p
 # Narrative (generated so that it follows ``lang`` and the actual numbers)
 # ---------------------------------------------------------------------------------------------
 def county_intro(a: CountyAssessment, lang: str = "zh") -> str:
-    """Title and one-paragraph summary of a county assessment."""
+    """Title and one-paragraph summary of a county assessment, with the year's poverty line."""
     c, d = a.county, a.decision
-    return text("intro_county", lang, county_name=c["county_name"], county_code=c["county_code"], year=a.year,
-                title=label("title_county_exit", lang), region=code_label("region", c["region"], lang),
-                level=100 * a.confidence, overall=verdict_label(d["overall"], lang),
-                official=verdict_label(d["official_point_rule"], lang))
+    intro = text("intro_county", lang, county_name=c["county_name"], county_code=c["county_code"], year=a.year,
+                 title=label("title_county_exit", lang), region=code_label("region", c["region"], lang),
+                 level=100 * a.confidence, overall=verdict_label(d["overall"], lang),
+                 official=verdict_label(d["official_point_rule"], lang))
+    return intro + " " + poverty_line_sentence(a.policy.poverty_line(a.year), a.year, lang)
+
+
+def poverty_line_sentence(line: float, year: int, lang: str = "zh") -> str:
+    """The poverty line of ``year`` in 元 per person and year (what 'income above the line' means)."""
+    return text("poverty_line_stated", lang, year=year, line=style.yuan(line, lang))
+
+
+def followup_table(followup: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
+    """The follow-up list for display: labelled columns, incomes in 元 with thousands separators."""
+    return fmt_table(style.format_frame(followup, {"surveyed_income_per_capita": "yuan",
+                                                   "household_size": "count"}, lang), lang)
 
 
 def sample_narrative(a: CountyAssessment, lang: str = "zh") -> str:
@@ -257,8 +272,8 @@ def plot_operating_characteristic(oc: pd.DataFrame, lang: str = "zh") -> Figure:
     axes = fig.subplots(1, len(varied), squeeze=False)[0]
     for ax, v in zip(axes, varied):
         sub = oc[(oc["varied"] == v) & (oc["criterion"] == v)].sort_values("target_rate")
-        for col, style in series:
-            ax.plot(sub["target_rate"], sub[col], style, label=label(col, lang))
+        for col, marker in series:
+            ax.plot(sub["target_rate"], sub[col], marker, label=label(col, lang))
         if v in thr:
             ax.axvline(thr[v]["value"], color="grey", lw=1)
         ax.set_xlabel(label(v, lang))

@@ -14,16 +14,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evalkit import dictionary, privacy
+from evalkit import dictionary, geo, privacy
 from evalkit.config import Policy
 from evalkit.errors import RiskModelError
+from evalkit.report import style
 from evalkit.report.common import code_label, feature_label, fmt_table, new_figure, pct, write_ledger_xlsx
+from evalkit.report.ledger import sheet_name
 from evalkit.risk import LEVELS, REASON_CATEGORIES
 from evalkit.text import Note, check_lang, label, render_notes, text
 
 __all__ = ["model_label", "model_comparison", "effects_table", "plot_calibration", "plot_capture_curve",
            "plot_effects", "stability_table", "red_list_by_village", "risk_intro", "returns_table",
-           "selection_text", "closure_table", "closure_text", "notes_section",
+           "selection_text", "closure_table", "closure_text", "notes_section", "warning_thresholds_text",
            "write_watchlist_xlsx"]
 
 
@@ -39,9 +41,9 @@ def model_comparison(metrics: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
     m = metrics.set_index("model")
     order = ["rule"] + [x for x in m.index if x != "rule"]
     out = pd.DataFrame({
-        label("metric_auc", lang): m.loc[order, "auc"].round(3).to_numpy(),
-        label("metric_pr_auc", lang): m.loc[order, "pr_auc"].round(3).to_numpy(),
-        label("metric_brier", lang): m.loc[order, "brier"].round(4).to_numpy(),
+        label("metric_auc", lang): [style.prob(x, 3) for x in m.loc[order, "auc"]],
+        label("metric_pr_auc", lang): [style.prob(x, 3) for x in m.loc[order, "pr_auc"]],
+        label("metric_brier", lang): [style.prob(x, 3) for x in m.loc[order, "brier"]],
         label("recall_at_k", lang): [pct(x, 1) for x in m.loc[order, "recall_at_k"]],
         label("precision_at_k", lang): [pct(x, 1) for x in m.loc[order, "precision_at_k"]],
     }, index=pd.Index([model_label(x, lang) for x in order], name=label("model", lang)))
@@ -102,6 +104,7 @@ def plot_effects(effects: pd.DataFrame, lang: str = "zh"):
                 fmt="o", capsize=3)
     ax.axvline(1, color="black", lw=1, ls="--")
     ax.set_xscale("log")
+    _odds_ratio_ticks(ax, float(e["or_ci_low"].min()), float(e["or_ci_high"].max()))
     ax.set_yticks(y, [feature_label(t, lang) for t in e.index], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(label("odds_ratio", lang))
@@ -110,18 +113,47 @@ def plot_effects(effects: pd.DataFrame, lang: str = "zh"):
     return fig
 
 
+_OR_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)  # axis ticks, not a threshold
+
+
+def _odds_ratio_ticks(ax: Any, lo: float, hi: float) -> None:
+    """Plain-number ticks (0.5, 1, 2 ...) on a log axis instead of overlapping 10^x labels."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    lo, hi = max(min(lo, 1.0), 1e-3), max(hi, 1.0)
+    ticks = [t for t in _OR_TICKS if lo / 1.2 <= t <= hi * 1.2] or [1]
+    while len(ticks) > 7:  # keep every other tick, always keeping 1
+        ticks = sorted({*ticks[::2], 1})
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(lambda v, _pos: f"{v:g}")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(min(ticks[0], lo) / 1.15, max(ticks[-1], hi) * 1.15)
+
+
+def warning_thresholds_text(policy: Policy, lang: str = "zh") -> str:
+    """How the red and yellow lists are defined (the policy's score thresholds)."""
+    return text("risk_thresholds_text", lang, red=pct(policy.risk.red_threshold, 0),
+                yellow=pct(policy.risk.yellow_threshold, 0))
+
+
 def stability_table(stability: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
-    """County stability: mean, sd, min and max of each metric across counties ('—' where undefined)."""
+    """County stability: mean, sd, min and max of each metric across counties ('—' where undefined).
+
+    Shares (recall, precision) are percentages with one decimal; AUC and Brier scores three decimals.
+    """
     s = stability.copy()
-    s["model"] = [model_label(x, lang) for x in s["model"]]
-    s["metric"] = [label(f"metric_{x}", lang) for x in s["metric"]]
-    for c in ("mean", "sd", "min", "max", "iqr"):
-        s[c] = s[c].round(3)
+    share = s["metric"].isin(["recall_at_k", "precision_at_k"]).to_numpy()
     cols = ["n_counties", "mean", "sd", "min", "max"]
-    t = s.set_index(["model", "metric"])[cols].rename_axis([label("model", lang), label("metric", lang)])
+    shown = pd.DataFrame({"n_counties": [style.num(v) for v in s["n_counties"]]}, index=s.index)
+    for c in cols[1:]:
+        shown[c] = [style.pct(v, 1) if sh else style.prob(v, 3) for v, sh in zip(s[c], share)]
+    shown["model"] = [model_label(x, lang) for x in s["model"]]
+    shown["metric"] = [label(f"metric_{x}", lang) for x in s["metric"]]
+    t = shown.set_index(["model", "metric"])[cols].rename_axis([label("model", lang), label("metric", lang)])
     t.columns = [label(f"stat_{c}", lang) for c in cols]
     # one county: the spread across counties is undefined, shown as a dash and never as NaN
-    return t.astype(object).where(t.notna(), label("risk_missing_value", lang))
+    return t.replace("—", label("risk_missing_value", lang))
 
 
 def red_list_by_village(watch: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
@@ -153,6 +185,7 @@ def returns_table(returns: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
     out = returns.rename(index=lambda v: code_label("hh_stratum", pop_codes.get(v, v), lang)
                          if isinstance(v, str) else v)
     out.index = out.index.set_names([label("population", lang), label("panel.year", lang)])
+    out = style.format_frame(out, {"n": "count", "events": "count", "rate": "pct1"}, lang)
     return fmt_table(out, lang)
 
 
@@ -222,8 +255,20 @@ def _masked(df: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
-def write_watchlist_xlsx(df: pd.DataFrame, path: str | Path, lang: str = "zh", by_county: bool = True) -> Path:
-    """Write a :func:`evalkit.risk.watchlist` to Excel with translated headers, levels and reasons.
+def _county_sheet(code: str, lang: str) -> str:
+    """Sheet name of a county: its name and code (the code alone when the code is not a real one)."""
+    try:
+        t = geo.county_table(str(code)[:2]).set_index("county_code")["county_name"]
+        name = str(t.get(str(code), ""))
+    except Exception:  # noqa: BLE001 - no boundary data for this code: the code is still unique
+        name = ""
+    return sheet_name(text("risk_sheet_county", lang, name=name, code=code) if name else str(code))
+
+
+def write_watchlist_xlsx(df: pd.DataFrame, path: str | Path, lang: str = "zh", by_county: bool = True,
+                         policy: Policy | None = None) -> Path:
+    """Write a :func:`evalkit.risk.watchlist` to Excel as a ledger (台账) with translated headers,
+    levels and reasons, the fill-in columns, a 汇总 and a 说明 sheet.
 
     The file is written by :func:`evalkit.report.common.write_ledger_xlsx`, the one masked-Excel
     writer (headers from :func:`evalkit.text.label`, canonical name where there is none; atomic
@@ -239,7 +284,9 @@ def write_watchlist_xlsx(df: pd.DataFrame, path: str | Path, lang: str = "zh", b
     path : path-like
     lang : {'zh', 'en'}
     by_county : bool
-        One sheet per county (named by county code), else one sheet sorted by village.
+        One sheet per county (named by county name and code), else one sheet sorted by village.
+    policy : Policy, optional
+        When given, 说明 states the red and yellow score thresholds.
 
     Returns
     -------
@@ -247,6 +294,9 @@ def write_watchlist_xlsx(df: pd.DataFrame, path: str | Path, lang: str = "zh", b
     """
     check_lang(lang)
     d = _masked(df)
+    for c in ("score", "risk_score"):  # a probability: three decimals are all a reader can use
+        if c in d.columns:
+            d[c] = pd.to_numeric(d[c], errors="coerce").round(3)
     if "warning_level" in d.columns:
         d["warning_level"] = d["warning_level"].astype(str).map(
             {v: dictionary.code_label("warning_level", v, lang) for v in LEVELS})
@@ -258,10 +308,16 @@ def write_watchlist_xlsx(df: pd.DataFrame, path: str | Path, lang: str = "zh", b
                           kind="stable")
     sheets: dict[str, pd.DataFrame] = {}
     if by_county and "county_code" in d.columns:
-        sheets = {str(cc)[:31]: part.reset_index(drop=True) for cc, part in d.groupby("county_code", sort=True)}
+        sheets = {_county_sheet(cc, lang): part.reset_index(drop=True)
+                  for cc, part in d.groupby("county_code", sort=True)}
     if not sheets:
-        sheets = {_header("watchlist", lang)[:31]: d.reset_index(drop=True)}
+        sheets = {sheet_name(_header("watchlist", lang)): d.reset_index(drop=True)}
+    about = label("risk_watchlist_about", lang)
+    if policy is not None:
+        about += " " + warning_thresholds_text(policy, lang)
     try:
-        return write_ledger_xlsx(sheets, path, lang=lang)
+        return write_ledger_xlsx(sheets, path, lang=lang, title=label("watchlist", lang),
+                                 about=about, number_formats={"score": "0.000", "risk_score": "0.000"})
     except ValueError as e:  # the shared full-ID check refused the write
         raise RiskModelError(f"watch list not written: {e}") from e
+

@@ -22,8 +22,11 @@ Contract with the notebooks
 
 Modules: ``params`` (the parameters cell), ``plan`` (checks, county selection, input hashes),
 ``execute`` (one county, process pool, Dask, lock), ``progress``, ``results`` (records,
-summary.csv), ``index`` (index.html pages), ``manifest``, ``verify``, ``console`` (the printed
-summary), ``run`` (:func:`run_batch`) and ``demo`` (``evalkit demo``).
+summary.csv), ``index`` (index.html pages: a run's index, the demo's dashboard), ``page`` (the
+style, header and link back every exported report gets), ``manifest``, ``verify``, ``console``
+(the printed summary), ``run`` (:func:`run_batch`), ``demo`` (``evalkit demo``, reusing unchanged
+runs), ``returns`` (``evalkit ledger import``), ``chromium`` and ``pdf`` (headless Chromium:
+page checks and ``--pdf``; optional).
 
 Exit code of ``evalkit batch``: 0 every run succeeded, 1 at least one failed (the summary says how
 many; the others are kept), 2 the batch could not start (nothing ran).

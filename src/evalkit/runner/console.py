@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from evalkit.runner.index import verdict_word
+from evalkit.runner.index import verdict_both
 from evalkit.runner.results import BatchResult, CountyResult
 from evalkit.text import label, text
 
@@ -30,7 +30,7 @@ def _print_summary_to(con: Any, res: BatchResult, lang: str) -> None:
                       ("runner_col_verdict", "left"), ("runner_col_duration", "right")):
         t.add_column(label(key, lang), justify=just)  # type: ignore[arg-type]
     for c in res.counties:
-        t.add_row(f"{c.county_code} {c.county_name}", _status(c, lang), verdict_word(c.verdict, lang),
+        t.add_row(f"{c.county_code} {c.county_name}", _status(c, lang), verdict_both(c.verdict, lang),
                   f"{c.duration_s:.1f}")
     con.print(t)
     for c in res.failed:

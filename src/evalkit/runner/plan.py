@@ -237,6 +237,7 @@ def _job(plan: Plan, code: str, name: str, files: Mapping[str, str]) -> dict[str
         "kernel_name": plan.kernel_name, "cwd": str(plan.notebook.parent),
         "input_hash": input_hash(plan.nb_sha, files, p, plan.code),
         "tmp": f".tmp-{code}-{secrets.token_hex(4)}", "capture_stderr": True, "names": plan.names,
+        "lang": plan.lang,
     }
 
 

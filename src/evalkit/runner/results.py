@@ -18,12 +18,14 @@ from evalkit.assessment.result import ExitResult
 from evalkit.errors import InputError
 from evalkit.outputs import write_csv
 from evalkit.privacy import Masker
+from evalkit.report.summary import localize_summary
 from evalkit.text import text
 
 __all__ = ["CountyResult", "BatchResult", "read_json", "county_result", "finished_record", "key_results",
            "exit_key_results", "write_summary", "SUMMARY_COLUMNS", "outputs_intact", "previous_result"]
 
-#: The first columns of ``summary.csv`` (machine keys: the roll-up reads them back).
+#: The first columns of ``summary.csv`` (machine keys; written with their labels, read back by
+#: :func:`evalkit.report.summary.read_summary`).
 SUMMARY_COLUMNS = ["county_code", "county_name", "status", "duration_s", "error"]
 #: Summary keys of a criterion object in a generic results.json.
 _CRIT_KEYS = ("est", "lci", "uci", "verdict")
@@ -231,9 +233,11 @@ def key_results(results: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def write_summary(path: Path, counties: Sequence[CountyResult], masker: Masker | None = None) -> None:
+def write_summary(path: Path, counties: Sequence[CountyResult], masker: Masker | None = None,
+                  lang: str = "zh") -> None:
     """``summary.csv``: one row per county (code, name, status, duration, error, key results, and
-    ``current``: False when the county's outputs come from a run with other inputs or parameters).
+    ``current``: False when the county's outputs come from a run with other inputs or parameters),
+    with headers in ``lang`` (:func:`evalkit.report.summary.localize_summary`).
 
     Text is masked by content (``masker``) and formulas are neutralized; written atomically.
     """
@@ -247,5 +251,6 @@ def write_summary(path: Path, counties: Sequence[CountyResult], masker: Masker |
     extra = sorted({k for r in rows for k in r} - set(SUMMARY_COLUMNS))
     # object dtype: a failed row must not turn the integer columns of the others into floats
     df = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + extra, dtype=object).sort_values("county_code")
+    # headers, verdicts and status in the report's language (read back by report.summary.read_summary);
     # utf-8-sig: Excel, which is what county staff open a CSV with, then shows Chinese correctly
-    write_csv(masker.frame(df), path)
+    write_csv(masker.frame(localize_summary(df, lang)), path)

@@ -56,7 +56,7 @@ def _execute_plan(plan: Plan, resume: bool, workers: int, scheduler: str | None,
 def run_batch(notebook: str | Path, data: str | Path, counties: str | Iterable[str] | None = "all",
               params: Mapping[str, Any] | None = None, workers: int = 2, *, out: str | Path,
               resume: bool = False, scheduler: str | None = None, timeout: int = 1800, progress: bool = True,
-              kernel_name: str | None = None, progress_lang: str = "en") -> BatchResult:
+              kernel_name: str | None = None, progress_lang: str = "en", index_up: str | None = None) -> BatchResult:
     """Execute ``notebook`` once per county of ``data`` into ``out``.
 
     Parameters
@@ -92,6 +92,8 @@ def run_batch(notebook: str | Path, data: str | Path, counties: str | Iterable[s
         Kernel to use (default: the notebook's, or ``python3`` when that is not installed).
     progress_lang : str
         Language of the progress bar (the reports follow the notebook's ``lang`` parameter).
+    index_up : str, optional
+        Link from ``OUT/index.html`` to a parent page (``evalkit demo``: ``../index.html``).
 
     Returns
     -------
@@ -117,17 +119,18 @@ def run_batch(notebook: str | Path, data: str | Path, counties: str | Iterable[s
         except BaseException:
             # interrupted: the run files must not keep describing the previous run
             partial = [done.get(j["code"]) or previous_result(plan.out, j) for j in plan.jobs]
-            _write_run_files(plan, partial, masker, started, now(), scheduler, workers, interrupted=True)
+            _write_run_files(plan, partial, masker, started, now(), scheduler, workers, interrupted=True,
+                             up=index_up)
             raise
         finished = now()
-        manifest = _write_run_files(plan, ordered, masker, started, finished, scheduler, workers)
+        manifest = _write_run_files(plan, ordered, masker, started, finished, scheduler, workers, up=index_up)
     return BatchResult(plan.out, ordered, summary, index, manifest, started, finished, plan.notebook, plan.lang)
 
 
 def _write_run_files(plan: Plan, ordered: list[CountyResult], masker: Masker, started: str, finished: str,
-                     scheduler: str | None, workers: int, interrupted: bool = False) -> Path:
+                     scheduler: str | None, workers: int, interrupted: bool = False, up: str | None = None) -> Path:
     for c in ordered:  # every printed or written error passes the one masker
         c.error = masker.text(c.error) if c.error else c.error
-    write_summary(plan.out / "summary.csv", ordered, masker)
-    write_index(plan.out / "index.html", ordered, plan.notebook, plan.lang)
+    write_summary(plan.out / "summary.csv", ordered, masker, plan.lang)
+    write_index(plan.out / "index.html", ordered, plan.notebook, plan.lang, up)
     return write_manifest(plan, ordered, started, finished, scheduler, workers, interrupted=interrupted)

@@ -29,7 +29,7 @@ from evalkit.outputs import write_json
 from evalkit.report.common import write_ledger_xlsx
 from evalkit.report.exit import followup_list
 from evalkit.survey import SampleDesign, draw_sample, survey_from_truth
-from evalkit.text import Note, check_lang, label, render_notes
+from evalkit.text import Note, check_lang, label, render_notes, text
 
 __all__ = ["CountyAssessment", "assess_county", "operating_characteristic_for", "write_outputs"]
 
@@ -111,8 +111,14 @@ def _load(data_dir: str | Path, county_code: str) -> tuple[Dataset, pd.DataFrame
     return ds, counties
 
 
+def _both(key: str, **fields: object) -> str:
+    """A user-facing error in English and Chinese (the library does not know the reader's language)."""
+    return f"{text(key, 'en', **fields)} / {text(key, 'zh', **fields)}"
+
+
 def _field_survey(ds: Dataset, county_code: str, year: int, design: SampleDesign, policy: Policy,
-                  seed: int, data_dir: str | Path, notes: list[Note]) -> tuple[pd.DataFrame, str]:
+                  seed: int, data_dir: str | Path, notes: list[Note],
+                  exit_year: object = None) -> tuple[pd.DataFrame, str]:
     """The evaluators' survey of the county-year, or one drawn from the synthetic truth."""
     fs = ds.tables.get("field_survey")
     if fs is not None and len(fs):
@@ -122,6 +128,11 @@ def _field_survey(ds: Dataset, county_code: str, year: int, design: SampleDesign
             notes.append(Note("note_design_unused"))
         return fs, "field_survey"
     truth = ds.tables.get("truth")
+    if truth is not None and len(truth) and not (truth["year"] == year).any():
+        if exit_year is not None and not pd.isna(exit_year):
+            raise ExitAssessmentError(_both("err_no_survey_exited", year=year, exit_year=int(exit_year),
+                                            county=county_code))
+        raise ExitAssessmentError(_both("err_no_survey_year", year=year, county=county_code))
     if truth is not None and len(truth):
         villages = ds.tables["villages"]
         sample = draw_sample(ds.tables["households"], villages[villages["county_code"] == county_code], year,
@@ -163,7 +174,11 @@ def assess_county(data_dir: str | Path, county_code: str, year: int | None = Non
     crow = counties[counties["county_code"] == county_code].iloc[0].to_dict()
     if year is None:
         if pd.isna(crow.get("planned_exit_year")):
-            raise ExitAssessmentError(f"county {county_code} has no planned exit year: pass `year`")
+            poor = crow.get("is_poverty_county")
+            if poor is not None and not pd.isna(poor) and not bool(poor):
+                raise ExitAssessmentError(_both("err_not_poverty_county", county=county_code,
+                                                name=crow.get("county_name") or ""))
+            raise ExitAssessmentError(_both("err_no_exit_year", county=county_code))
         year = int(crow["planned_exit_year"])
     year = int(year)
     hh = ds.tables["households"]
@@ -174,7 +189,8 @@ def assess_county(data_dir: str | Path, county_code: str, year: int | None = Non
         # Nothing is dropped silently: the assessment runs on the valid rows and says so.
         counts = {t: n for t, n in ds.report.n_quarantined.items() if n}
         notes.append(Note("note_quarantined", {"n": sum(counts.values()), "tables": list(counts.items())}))
-    fs, source = _field_survey(ds, county_code, year, design, policy, seed, data_dir, notes)
+    fs, source = _field_survey(ds, county_code, year, design, policy, seed, data_dir, notes,
+                               exit_year=crow.get("planned_exit_year"))
     confidence = 1.0 - float(alpha)
     crit = estimate_criteria(fs, hh, county_code, year, policy, confidence=confidence, singleton=singleton,
                              counties=counties, villages=villages)
@@ -211,8 +227,7 @@ def write_outputs(a: CountyAssessment, output_dir: str | Path, lang: str = "zh")
     if a.dataset is not None and a.dataset.report.n_quarantined_total:
         write_quarantine(a.dataset, out / "quarantine")
         paths["quarantine"] = out / "quarantine"
-    sheet = label("title_followup", lang)
-    title = f"{a.county['county_name']} {a.year} {sheet}"
-    paths["followup"] = write_ledger_xlsx({sheet[:31]: a.followup(lang)}, out / "followup.xlsx", lang=lang,
-                                          title=title)
+    title = f"{a.county['county_name']} {a.year} {label('title_followup', lang)}"
+    paths["followup"] = write_ledger_xlsx({label("sheet_followup", lang): a.followup(lang)}, out / "followup.xlsx",
+                                          lang=lang, title=title, about=label("followup_about", lang))
     return paths

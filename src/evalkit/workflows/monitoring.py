@@ -340,7 +340,7 @@ def write_outputs(run: MonitoringRun, output_dir: str | Path, lang: str = "zh") 
         write_quarantine(run.dataset, qdir)
         paths["quarantine"] = qdir
     paths["results"] = write_json(res, out / "results.json")
-    paths["watchlist"] = write_watchlist_xlsx(run.watch, out / "watchlist.xlsx", lang=lang)
+    paths["watchlist"] = write_watchlist_xlsx(run.watch, out / "watchlist.xlsx", lang=lang, policy=run.policy)
     rs = run.red_share_by_county()
     p = out / "red_share_by_county.csv"
     rs.to_csv(p, index=False, encoding="utf-8-sig")

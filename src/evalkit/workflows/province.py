@@ -17,6 +17,7 @@ from evalkit.data import dataset_fingerprint
 from evalkit.errors import InputError
 from evalkit.outputs import write_json
 from evalkit.report.province import write_province_summary
+from evalkit.report.summary import read_summary
 from evalkit.text import Note, check_lang
 from evalkit.workflows.monitoring import DATA_TABLES
 
@@ -53,7 +54,7 @@ def failed_counties(run_dir: str | Path) -> pd.DataFrame:
     f = Path(run_dir) / "summary.csv"
     if not f.exists():
         return pd.DataFrame(columns=["county_code", "county_name", "error"])
-    s = pd.read_csv(f, dtype={"county_code": str}, encoding="utf-8-sig")
+    s = read_summary(f)  # headers in the run's language, read back to the machine keys
     return s.loc[s["status"] != "ok", ["county_code", "county_name", "error"]].reset_index(drop=True)
 
 
