@@ -58,6 +58,7 @@ _ZIP_SUFFIXES = (".xlsx", ".xlsm")
 #: The masker of this worker process (set by the pool initializer: the dataset's member names).
 _MASKER: Masker | None = None
 _LIBC: Any = None
+_EXPORTER = threading.local()  # .html: nbconvert's HTMLExporter of the thread, see _html_exporter
 
 
 def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
@@ -226,12 +227,26 @@ def stderr_to(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
-def _export_html(nb: Any, path: Path, title: str, resources_path: str) -> None:
-    from nbconvert import HTMLExporter  # heavy; preloaded by the fork server
+def _html_exporter() -> Any:
+    """This thread's HTML exporter: built once, because a new one compiles its templates again
+    (about 0.3 s a county); the HTML is the same byte for byte. Per thread: a Dask worker runs
+    counties in threads, and an exporter is not known to be thread-safe."""
+    ex = getattr(_EXPORTER, "html", None)
+    if ex is None:
+        from nbconvert import HTMLExporter  # heavy; preloaded by the fork server
 
-    ex = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-                      embed_images=True)
-    body, _ = ex.from_notebook_node(nb, resources={"metadata": {"path": resources_path, "name": title}})
+        ex = _EXPORTER.html = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                                           exclude_output_prompt=True, embed_images=True)
+    return ex
+
+
+def _export_html(nb: Any, path: Path, title: str, resources_path: str,
+                 decorate: Mapping[str, Any] | None = None) -> None:
+    from evalkit.runner.page import decorate_report
+
+    body, _ = _html_exporter().from_notebook_node(nb, resources={"metadata": {"path": resources_path, "name": title}})
+    if decorate is not None:  # the shared style, the header and the link back to the index
+        body = decorate_report(body, decorate.get("results"), decorate.get("params"), decorate.get("lang", "zh"))
     path.write_text(body, encoding="utf-8")
 
 
@@ -319,18 +334,23 @@ def _execute(job: Mapping[str, Any], tmp: Path) -> None:
     stem = job["stem"]
     log = stderr_to(tmp / "kernel.log") if job.get("capture_stderr") else contextlib.nullcontext()
     with log:
+        # shutdown_kernel='immediate': the kernel is killed once every cell has run and answered
+        # (its outputs are written by then) instead of being asked to exit, which costs about 1 s
+        # a county (measured in benchmarks/bench_batch.py)
         nb = papermill.execute_notebook(
             job["notebook"], str(tmp / f"{stem}.ipynb"), parameters=params, kernel_name=job["kernel_name"],
             progress_bar=False, log_output=False, cwd=job["cwd"], execution_timeout=job["timeout"],
-            start_timeout=120)
+            start_timeout=120, shutdown_kernel="immediate")
     res = tmp / "results.json"
     if not res.is_file():
         raise FileNotFoundError("the notebook finished but wrote no results.json into output_dir")
     # a truncated or invalid file is a failure, and so is NaN/Infinity: evalkit never writes a
     # silent NaN (outputs.to_jsonable), and NaN != NaN would make every verify "differ"
-    json.loads(res.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    results = json.loads(res.read_text(encoding="utf-8"), parse_constant=_reject_constant)
     title = f"{stem} · {job['code']} {job['name']}".strip()
-    _export_html(nb, tmp / f"{stem}.html", title, job["cwd"])
+    _export_html(nb, tmp / f"{stem}.html", title, job["cwd"],
+                 {"results": results if isinstance(results, dict) else None, "params": job["params"],
+                  "lang": job.get("lang", "zh")})
 
 
 def run_county(job: dict[str, Any]) -> dict[str, Any]:
@@ -344,6 +364,8 @@ def run_county(job: dict[str, Any]) -> dict[str, Any]:
         os.environ.setdefault(k, "1")
     out = Path(job["out"])
     tmp = out / job["tmp"]
+    if tmp.exists():  # an earlier attempt whose worker died (Dask hands its task to another worker)
+        shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         _execute(job, tmp)
