@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/evalkit demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist loadfile
 
 # JupyterLab refuses to start as root without --allow-root (containers, CI machines).
 lab: $(STAMP)

@@ -75,6 +75,19 @@ def test_policy_is_loaded_only_at_the_entry_points():
     assert not offenders, "load_policy() below the entry points:\n" + "\n".join(offenders)
 
 
+def test_policy_is_read_through_its_accessors():
+    # The typed accessors of Policy (and Policy.section for the typed readers built on it) are the
+    # only way to a threshold: no module digs into the raw TOML dict.
+    offenders = []
+    for p in _py_files("src"):
+        if p.parent == SRC / "config":
+            continue
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"\bpolicy\.raw\b", line.split("#", 1)[0]):
+                offenders.append(f"{p.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not offenders, "raw policy dict read outside evalkit.config:\n" + "\n".join(offenders)
+
+
 def test_no_inline_bilingual_prose():
     # Prose chosen by `if lang == "zh"` bypasses the one text source (config/dictionary.toml).
     pat = re.compile(r"""lang\s*==\s*["'](zh|en)["']|["'](zh|en)["']\s*==\s*lang""")

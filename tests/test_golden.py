@@ -13,37 +13,18 @@ import json
 from pathlib import Path
 
 import pytest
-from threadpoolctl import threadpool_limits
 
 from evalkit.config import load_policy
 from evalkit.outputs import to_jsonable
-from evalkit.synth import generate
-from evalkit.workflows import county_exit, monitoring, province
-from evalkit.workflows.data import DEMO_SEED
-
-GOLDEN = Path(__file__).parent / "golden" / "demo"
-# Keys that are prose or describe the software rather than the numbers.
-_IGNORED = {"notes", "evalkit_version"}
+from evalkit.workflows import county_exit, province
+from golden_record import GOLDEN, assert_same, demo_province, golden
 
 pytestmark = pytest.mark.slow
 
 
-def _strip(obj):
-    if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in _IGNORED}
-    if isinstance(obj, list):
-        return [_strip(v) for v in obj]
-    return obj
-
-
-def _same(got: dict, want: dict) -> None:
-    got, want = _strip(json.loads(json.dumps(to_jsonable(got)))), _strip(want)
-    assert got == want
-
-
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory) -> Path:
-    return generate("demo", seed=DEMO_SEED, out=tmp_path_factory.mktemp("golden") / "demo", policy=load_policy())
+    return demo_province(tmp_path_factory.mktemp("golden") / "demo")
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +44,9 @@ def test_every_county_exit_result_is_unchanged(county_runs):
     assert len(files) == 13
     for f in files:
         got = json.loads((county_runs / f.stem / "results.json").read_text(encoding="utf-8"))
-        _same(got, json.loads(f.read_text(encoding="utf-8")))
+        assert_same(got, golden(f"county_exit/{f.name}"))
 
 
 def test_roll_up_is_unchanged(county_runs):
     res = province.collect_exit_results(county_runs)
-    _same(province.province_results(res), json.loads((GOLDEN / "province.json").read_text(encoding="utf-8")))
-
-
-def test_risk_result_is_unchanged(demo_data):
-    with threadpool_limits(limits=1):
-        run = monitoring.run_monitoring(demo_data, counties="all", policy=load_policy())
-    _same(run.results(), json.loads((GOLDEN / "risk.json").read_text(encoding="utf-8")))
+    assert_same(province.province_results(res), golden("province.json"))

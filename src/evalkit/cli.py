@@ -1,4 +1,4 @@
-"""Command line: ``evalkit generate | validate | dictionary | demo | batch | verify``.
+"""Command line: ``evalkit generate | validate | dictionary | demo | batch | verify | plan``.
 
 Every :class:`~evalkit.errors.EvalkitError` (bad input, parameters, policy or county selection)
 and every operating-system error (a directory that cannot be written, a path below a file, a
@@ -96,7 +96,17 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     from evalkit.runner.demo import run_demo  # heavy: see the note on imports above
 
     seed = {} if a.seed is None else {"seed": a.seed}  # None: the demo's own seed
-    return run_demo(out=a.out, data=a.data, workers=a.workers, lang=a.lang, **seed)
+    code = run_demo(out=a.out, data=a.data, workers=a.workers, lang=a.lang, **seed)
+    if a.pdf:
+        _print_pdfs(a.out, a.lang)
+    return code
+
+
+def _print_pdfs(out: str, lang: str) -> None:
+    from evalkit.runner.pdf import export_pdfs  # heavy: see the note on imports above
+
+    for line in export_pdfs(out, lang):
+        print(line)
 
 
 def _sigterm_as_interrupt() -> None:
@@ -126,7 +136,41 @@ def _cmd_batch(a: argparse.Namespace) -> int:
         print(label("runner_interrupted", a.lang), file=sys.stderr)
         return EXIT_INTERRUPTED
     print_summary(res, a.lang)
+    if a.pdf:
+        _print_pdfs(a.out, a.lang)
     return res.exit_code
+
+
+def _cmd_ledger(a: argparse.Namespace) -> int:
+    """0 imported without problems; 1 imported, some rows have problems (listed); 2 not readable."""
+    from evalkit.runner.returns import import_ledger, problem_lines, progress_line  # heavy: see above
+
+    led, dest = import_ledger(a.file, a.run, a.lang)
+    print(progress_line(led, a.lang))
+    for line in problem_lines(led, a.lang):
+        print(line)
+    print(text("ledger_written", a.lang, path=dest))
+    return 1 if len(led.problems) else 0
+
+
+def _notebook_parameters_help() -> str:
+    """The parameters of the bundled notebooks, read from their ``parameters`` cells (JSON only:
+    ``--help`` must not import the notebook machinery)."""
+    import json
+    from importlib.resources import files
+
+    parts = []
+    try:
+        nbs = sorted(p for p in files("evalkit").joinpath("notebooks").iterdir() if p.name.endswith(".ipynb"))
+    except OSError:
+        return ""
+    for nb in nbs:
+        cells = json.loads(nb.read_text(encoding="utf-8")).get("cells", [])
+        src = next(("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
+        lines = [ln for ln in src.splitlines() if ln and not ln.startswith("#") and "=" in ln.split("#")[0]]
+        parts.append(f"notebooks/{nb.name}:\n" + "\n".join(f"  {ln}" for ln in lines))
+    return "parameters of the bundled notebooks (--param KEY=VALUE; county_code, data_dir and output_dir are " \
+           "set per county by the batch):\n\n" + "\n\n".join(parts)
 
 
 def _cmd_verify(a: argparse.Namespace) -> int:
@@ -143,6 +187,95 @@ def _cmd_verify(a: argparse.Namespace) -> int:
     return res.exit_code
 
 
+def _cmd_monitor(a: argparse.Namespace) -> int:
+    """0 done; 1 a review ledger had rejected lines (listed); 2 bad input (nothing written)."""
+    from evalkit.dictionary import code_label
+    from evalkit.errors import ParameterError
+    from evalkit.privacy import Masker
+    from evalkit.workflows import monthly  # heavy: see the note on imports above
+
+    need = {"import": ("month", "data"), "check": ("month", "out"), "review": ("ledger",)}[a.action]
+    missing = [f"--{n}" for n in need if getattr(a, n) is None]
+    if missing:
+        raise ParameterError(f"evalkit monitor {a.action} needs {', '.join(missing)}")
+    policy = load_policy(*(a.policy or ()))
+    if a.action == "import":
+        run = monthly.run_monthly(a.data, a.month, a.db, policy, key_path=a.key, generate_missing=False)
+        key = "mon_already" if run.imported.already else "mon_imported"
+        ch = {k.removeprefix("link_"): v for k, v in run.imported.changes.items()}
+        print(text(key, a.lang, month=a.month, **ch))
+        return 0
+    if a.action == "check":
+        chk = monthly.check_only(a.db, a.month, policy)
+        monthly.write_monthly_outputs(chk, a.out, a.lang, key_path=a.key or monthly.default_key_path(a.db))
+        print(text("mon_checked", a.lang, month=a.month, out=a.out))
+        return 0
+    res = monthly.review_ledger(a.ledger, a.db, a.month)
+    if res.already:
+        print(label("mon_ledger_already", a.lang))
+        return 0
+    print(text("mon_reviewed", a.lang, transitions=len(res.applied), visits=res.visits, rejected=len(res.rejected)))
+    m = Masker()
+    for r in res.rejected.itertuples():
+        reason = code_label("review_reject", r.reason, a.lang)
+        print(m.text(text("mon_rejected_line", a.lang, row=r.row, case_id=r.case_id, reason=reason)))
+    return 1 if len(res.rejected) else 0
+
+
+def _cmd_plan(a: argparse.Namespace) -> int:
+    """Design plan before fieldwork (--data, --county) or the second phase of an assessed county (--second-phase)."""
+    from evalkit.errors import ParameterError
+    from evalkit.report.plan import plan_lines, second_phase_lines  # heavy: see the note on imports above
+    from evalkit.workflows.planning import plan_county, second_phase_for_folder
+
+    policy = load_policy(*(a.policy or ()))
+    if a.second_phase:
+        folder = Path(a.second_phase)
+        _, _, sp = second_phase_for_folder(folder, policy=policy, reps=a.reps, seed=a.seed,
+                                           cost_village=a.cost_village, cost_household=a.cost_household)
+        lines = second_phase_lines(folder.name, sp, a.lang)
+    else:
+        if not a.data or not a.county:
+            raise ParameterError("evalkit plan needs --data DIR and --county CODE (or --second-phase RUN_DIR/COUNTY)")
+        cp = plan_county(a.data, a.county, a.year, policy=policy, cost_village=a.cost_village,
+                         cost_household=a.cost_household, reps=a.reps, seed=a.seed)
+        lines = plan_lines(cp.county, cp.year, cp.result, a.lang)
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _add_batch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``evalkit batch``: its options described, the bundled notebooks' parameters listed."""
+    b = sub.add_parser("batch", parents=[common], help="run a parameterized notebook once per county (papermill)",
+                       description=label("cli_batch_description", "en"), epilog=_notebook_parameters_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("notebook", help="the notebook to run (e.g. notebooks/county_exit_assessment.ipynb)")
+    b.add_argument("--data", required=True, help="the dataset directory (or file) every run reads")
+    b.add_argument("--counties", default="all",
+                   help="'all', 'poverty' (poverty counties with a planned exit year), or codes or names "
+                        "separated by commas")
+    b.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a notebook parameter (repeatable; listed below); typed like the notebook's default")
+    b.add_argument("--workers", type=int, default=2, help="counties run at the same time (default 2)")
+    b.add_argument("--out", required=True, help="output directory: OUT/<county>/, summary.csv, index.html")
+    b.add_argument("--resume", action="store_true",
+                   help="reuse counties whose notebook, parameters, inputs and evalkit code are unchanged")
+    b.add_argument("--scheduler", default=None, help="Dask distributed scheduler address (tcp://host:8786)")
+    b.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell (default 1800)")
+    b.add_argument("--pdf", action="store_true", help="also print every report to PDF (OUT/pdf/; needs Chromium)")
+    b.set_defaults(func=_cmd_batch)
+
+
+def _add_ledger_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``evalkit ledger import FILE --run RUN_DIR``."""
+    led = sub.add_parser("ledger", parents=[common], help="import a ledger (taizhang) returned by a township")
+    led.add_argument("action", choices=["import"], help="import: read the filled-in ledger, report progress")
+    led.add_argument("file", help="the returned .xlsx ledger (followup.xlsx, watchlist.xlsx ...)")
+    led.add_argument("--run", required=True, help="the run it belongs to (written to RUN/returns/)")
+    led.set_defaults(func=_cmd_ledger)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``evalkit`` argument parser."""
     common = argparse.ArgumentParser(add_help=False)
@@ -152,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd")
 
     g = sub.add_parser("generate", parents=[common], help="write a synthetic province in the canonical model (Parquet)")
-    g.add_argument("--profile", default="demo", choices=["demo", "shaanxi", "seeds"])
+    g.add_argument("--profile", default="demo", choices=["demo", "demo_real", "shaanxi", "seeds"])
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", default=None, help="output directory (default data/<profile>)")
     g.add_argument("--scale", type=float, default=None, help="population scale factor")
@@ -181,26 +314,42 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--data", default="data/demo")
     m.add_argument("--workers", type=int, default=2)
     m.add_argument("--seed", type=int, default=None, help="seed of the demo province (default 20201)")
+    m.add_argument("--pdf", action="store_true", help="also print every report to PDF (OUT/pdf/; needs Chromium)")
     m.set_defaults(func=_cmd_demo)
 
-    b = sub.add_parser("batch", parents=[common], help="run a parameterized notebook once per county (papermill)")
-    b.add_argument("notebook")
-    b.add_argument("--data", required=True)
-    b.add_argument("--counties", default="all",
-                   help="'all', 'poverty' (poverty counties with a planned exit year), or codes or names "
-                        "separated by commas")
-    b.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
-    b.add_argument("--workers", type=int, default=2)
-    b.add_argument("--out", required=True)
-    b.add_argument("--resume", action="store_true")
-    b.add_argument("--scheduler", default=None, help="Dask distributed scheduler address")
-    b.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell")
-    b.set_defaults(func=_cmd_batch)
+    _add_batch_parser(sub, common)
+
+    _add_ledger_parser(sub, common)
+
+    pl = sub.add_parser("plan", parents=[common],
+                        help="cheapest design meeting the stated operating characteristic, or a second phase")
+    pl.add_argument("--data", default=None, help="dataset directory (the register: households, villages)")
+    pl.add_argument("--county", default=None, help="6-digit county code")
+    pl.add_argument("--year", type=int, default=None, help="assessment year (default: planned exit year)")
+    pl.add_argument("--cost-village", type=float, default=None, help="yuan per sampled village (policy default)")
+    pl.add_argument("--cost-household", type=float, default=None, help="yuan per household (policy default)")
+    pl.add_argument("--reps", type=int, default=100, help="simulated samples per design")
+    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--second-phase", default=None, metavar="RUN_DIR/COUNTY",
+                    help="plan the second phase of the county whose outputs are in this folder")
+    pl.add_argument("--policy", action="append", help="policy override TOML (repeatable)")
+    pl.set_defaults(func=_cmd_plan)
 
     f = sub.add_parser("verify", parents=[common], help="re-execute a run from its manifest and compare every result")
     f.add_argument("run_dir")
     f.add_argument("--workers", type=int, default=2)
     f.set_defaults(func=_cmd_verify)
+
+    mon = sub.add_parser("monitor", parents=[common], help="the monthly monitoring cycle: import, check, review")
+    mon.add_argument("action", choices=["import", "check", "review"])
+    mon.add_argument("--month", default=None, help="YYYY-MM (import, check; review: date of the transitions)")
+    mon.add_argument("--data", default=None, help="dataset directory with departments/YYYY-MM/ (import)")
+    mon.add_argument("--db", required=True, help="the case store (DuckDB file)")
+    mon.add_argument("--out", default=None, help="output directory of the check's ledgers (check)")
+    mon.add_argument("--ledger", default=None, help="returned review ledger .xlsx (review)")
+    mon.add_argument("--key", default=None, help="pseudonymization key file (default <db>.key; outside --out)")
+    mon.add_argument("--policy", action="append", help="policy override TOML (repeatable)")
+    mon.set_defaults(func=_cmd_monitor)
     return p
 
 

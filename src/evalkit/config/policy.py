@@ -14,9 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from evalkit.errors import ConfigError
 
-__all__ = ["Policy", "SurveyDefaults", "RiskDefaults", "load_policy"]
+__all__ = ["Policy", "SurveyDefaults", "RiskDefaults", "RuralIncome", "ExitRule", "load_policy"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,41 @@ class RiskDefaults:
     red_threshold: float
     yellow_threshold: float
     closure_periods: int
+
+
+@dataclass(frozen=True)
+class RuralIncome:
+    """Average rural per-capita disposable income of a province-year and how it was obtained.
+
+    ``basis`` is ``"province"`` (a sourced provincial value), ``"province_ratio"`` (assumed: the
+    national value times the province's interpolated ratio to it) or ``"national"`` (the national
+    series: no provincial value is configured, or no province was given). ``assumed`` is True
+    unless the value itself is sourced (docs/policy.md §3.5).
+    """
+
+    value: float
+    basis: str
+    assumed: bool
+    source: str
+
+
+@dataclass(frozen=True)
+class ExitRule:
+    """The income test of the household exit standard in a province (``[exit_standard]``).
+
+    ``kind`` is ``"poverty_line"`` (income strictly above the national line) or
+    ``"share_of_rural_income"`` (income at least ``share`` times the province's rural disposable
+    income of the year). ``identification_line`` / ``identification_income_year``: the rule's
+    identification standard (income below the line in that year), None for the national rule.
+    """
+
+    name: str
+    kind: str
+    share: float | None
+    comparison: str
+    identification_line: float | None
+    identification_income_year: int | None
+    source: str
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -133,12 +170,80 @@ class Policy:
             "comprehensive_poverty_rate": {"value": float(cmax[region]), "direction": "below"},
         }
 
-    def rural_disposable_income(self, year: int) -> float:
-        """Average rural per-capita disposable income used for the household classes."""
-        vals = _year_values(self.raw["household_classes"]["rural_disposable_income"])
-        if int(year) not in vals:
+    def rural_disposable_income(self, year: int, province_code: str | int | None = None) -> float:
+        """Average rural per-capita disposable income of the year: the province's when a province is
+        given (sourced or assumed, see :meth:`rural_income`), else the national series."""
+        return self.rural_income(year, province_code).value
+
+    def rural_income(self, year: int, province_code: str | int | None = None) -> RuralIncome:
+        """The province's average rural per-capita disposable income of ``year``, marked sourced or assumed.
+
+        A sourced provincial value is used as it is. For another year of a configured province the
+        value is ASSUMED as the national value times the province's ratio to the national series,
+        interpolated linearly between its sourced years (held constant beyond them); a province
+        without values is ASSUMED at the national value (docs/policy.md §3.5).
+
+        Raises
+        ------
+        ConfigError
+            The national series has no value for ``year``.
+        """
+        hc = self.raw["household_classes"]
+        y = int(year)
+        prov = None if province_code is None else str(province_code)[:2]
+        ptab = hc.get("province_rural_disposable_income", {}).get(prov, {}) if prov else {}
+        pv = _year_values(ptab)
+        if y in pv:
+            return RuralIncome(pv[y], "province", False, str(ptab.get("source", "")))
+        nat_tab = hc["rural_disposable_income"]
+        nat = _year_values(nat_tab)
+        if y not in nat:
             raise ConfigError(f"no rural disposable income for year {year} in [household_classes]")
-        return vals[int(year)]
+        nat_assumed = y in {int(v) for k in ("assumed_years", "unverified_years") for v in nat_tab.get(k, [])}
+        nat_src = str(nat_tab.get("source", ""))
+        if prov is None:
+            return RuralIncome(nat[y], "national", nat_assumed, nat_src)
+        known = sorted(t for t in pv if t in nat)
+        if not known:
+            return RuralIncome(nat[y], "national", True,
+                               f"assumption: no rural income of province {prov} configured;"
+                               f" national series ({nat_src})")
+        ratio = float(np.interp(y, known, [pv[t] / nat[t] for t in known]))
+        return RuralIncome(float(round(nat[y] * ratio)), "province_ratio", True,
+                           f"assumption: national value x {ratio:.4f}, province {prov}'s ratio to it interpolated"
+                           f" from its sourced years {known} ({ptab.get('source', '')})")
+
+    def exit_rule(self, province_code: str | int | None = None) -> ExitRule:
+        """The income test of the household exit standard for a province (``[exit_standard]``).
+
+        Without ``[exit_standard]`` in the configuration, or without a province, the national rule.
+        """
+        es = self.raw.get("exit_standard", {})
+        name = str(es.get("default_rule", "national"))
+        if province_code is not None:
+            name = str(es.get("province", {}).get(str(province_code)[:2], name))
+        return self.exit_rule_named(name)
+
+    def exit_rule_named(self, name: str) -> ExitRule:
+        """An exit rule by name: ``"national"`` or one of ``[exit_standard.rules]``."""
+        es = self.raw.get("exit_standard", {})
+        if name == "national":
+            return ExitRule("national", "poverty_line", None, "above", None, None, str(es.get("source", "")))
+        rules = es.get("rules", {})
+        if name not in rules:
+            raise ConfigError(f"unknown exit rule {name!r}; [exit_standard.rules] defines "
+                              f"{', '.join(['national', *rules])}")
+        r = rules[name]
+        kind = str(r.get("kind", "share_of_rural_income"))
+        comparison = str(r.get("comparison", "at_least"))
+        if kind != "share_of_rural_income" or comparison not in ("at_least", "above"):
+            raise ConfigError(f"exit rule {name!r}: kind must be 'share_of_rural_income' and comparison"
+                              f" 'at_least' or 'above', got {kind!r} / {comparison!r}")
+        line = r.get("identification_line")
+        iy = r.get("identification_income_year")
+        return ExitRule(name, kind, float(r["share_of_rural_income"]), comparison,
+                        None if line is None else float(line), None if iy is None else int(iy),
+                        str(r.get("source", "")))
 
     # -- typed sections ----------------------------------------------------------------------
     def _get(self, section: str, key: str) -> Any:
@@ -178,8 +283,30 @@ class Policy:
             households_per_village={str(k): int(v) for k, v in g("households_per_village").items()},
             village_selection=str(g("village_selection")),
             singleton_method=str(g("singleton_method")),
-            ci_method=str(self.raw.get("survey", {}).get("ci_method", "korn_graubard_deff1")),
+            ci_method=str(self.raw.get("survey", {}).get("ci_method", "korn_graubard_fpc")),
         )
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A top-level table of the policy as a dict, for the typed readers built on it
+        (``MonitoringPolicy.from_policy``, ``LinkagePolicy.from_policy``, ``VillageCriteria.from_policy``).
+
+        Raises
+        ------
+        ConfigError
+            The policy has no such table.
+        """
+        sec = self.raw.get(name)
+        if not isinstance(sec, dict):
+            raise ConfigError(f"policy config ({', '.join(self.sources)}) has no [{name}] table")
+        return sec
+
+    def survey_table(self, name: str) -> dict[str, Any]:
+        """A sub-table of ``[survey]``: ``costs`` (yuan per village and per household, for the planner)
+        or ``plan`` (the operating characteristic a planned design and a second phase must meet)."""
+        sec = self._get("survey", name)
+        if not isinstance(sec, dict):
+            raise ConfigError(f"policy config ({', '.join(self.sources)}): [survey] {name} is not a table")
+        return dict(sec)
 
     @property
     def risk(self) -> RiskDefaults:

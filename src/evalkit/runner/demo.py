@@ -1,7 +1,8 @@
 """``evalkit demo``: the main job, from nothing to ``reports/demo/index.html``.
 
-Generates the demo province, runs the county exit batch, the risk notebook and the province
-roll-up, writes an index over the three and prints the county verdicts. The notebooks are package
+Generates the demo province, runs the county exit batch, the village assessments, the risk notebook,
+one quarterly monitoring report and one monthly check (department data matched, red flags, ledgers)
+and the province roll-up, writes an index over them and prints the county verdicts. The notebooks are package
 data (``evalkit/notebooks``), so the demo also runs from an installed wheel.
 """
 from __future__ import annotations
@@ -15,13 +16,17 @@ from evalkit.assessment.result import ExitResult
 from evalkit.config import load_policy
 from evalkit.errors import InputError
 from evalkit.report.common import pct
-from evalkit.runner.index import verdict_word, write_demo_index
-from evalkit.runner.results import read_json
+from evalkit.runner.index import verdict_both, write_demo_index
+from evalkit.runner.results import BatchResult, read_json
 from evalkit.runner.run import run_batch
 from evalkit.text import check_lang, label, text
 from evalkit.workflows.data import DEMO_SEED
 
-__all__ = ["DEMO_SEED", "notebooks_dir", "run_demo", "summary_text", "exit_results"]
+__all__ = ["DEMO_SEED", "DEMO_MONTH", "DEMO_QUARTER", "notebooks_dir", "run_demo", "summary_text", "exit_results"]
+
+#: The month of the demo's monthly check and the quarter of its quarterly report (the synthetic
+#: department data of these months are generated on first use).
+DEMO_MONTH, DEMO_QUARTER = "2025-06", "2025-Q2"
 
 
 def notebooks_dir() -> Path:
@@ -40,7 +45,8 @@ def notebooks_dir() -> Path:
 
 def run_demo(out: str | Path = "reports/demo", data: str | Path = "data/demo", workers: int = 2,
              seed: int = DEMO_SEED, lang: str = "en") -> int:
-    """Generate the demo province, run the county batch, the risk notebook and the roll-up.
+    """Generate the demo province; run the county and village batches, the risk notebook, a quarterly
+    report and a monthly check of the monitoring cycle, and the roll-up.
 
     Parameters
     ----------
@@ -65,22 +71,33 @@ def run_demo(out: str | Path = "reports/demo", data: str | Path = "data/demo", w
     nbdir = notebooks_dir()
     print(text("runner_demo_generate", lang, data=data))
     synth.generate("demo", seed=seed, out=data, policy=load_policy())
+    # resume: a run whose notebook, parameters, input files and evalkit version and source are
+    # unchanged is reused, not recomputed (the input hash of evalkit.runner.plan)
+    common = {"data": data, "counties": "all", "out_up": "../index.html"}
     print(label("runner_demo_county_exit", lang))
-    res = run_batch(nbdir / "county_exit_assessment.ipynb", data=data, counties="all", params={},
-                    workers=workers, out=out / "county_exit", progress=True, progress_lang=lang)
+    res = _run(nbdir / "county_exit_assessment.ipynb", common, {}, workers, out / "county_exit", True, lang)
+    print(label("runner_demo_village", lang))
+    vres = _run(nbdir / "village_assessment.ipynb", common, {"method": "ebp"}, workers, out / "village", True, lang)
     print(label("runner_demo_risk", lang))
-    rres = run_batch(nbdir / "return_to_poverty_risk.ipynb", data=data, counties="all", params={},
-                     workers=1, out=out / "risk", progress=False)
+    rres = _run(nbdir / "return_to_poverty_risk.ipynb", common, {}, 1, out / "risk", False, lang)
+    # The case store lives beside the data, never under the reports (its key file sits next to it).
+    store = str((data.parent / "monitoring" / f"{data.name}_cases.duckdb").resolve())
+    print(label("runner_demo_quarterly", lang))  # first: a month older than the last imported is refused
+    qres = _run(nbdir / "quarterly_report.ipynb", common, {"quarter": DEMO_QUARTER, "db_file": store}, 1,
+                out / "quarterly", False, lang)
+    print(label("runner_demo_monthly", lang))
+    mres = _run(nbdir / "monthly_check.ipynb", common, {"month": DEMO_MONTH, "db_file": store}, 1,
+                out / "monthly", False, lang)
     print(label("runner_demo_rollup", lang))
-    pres = run_batch(nbdir / "province_rollup.ipynb", data=data, counties="all",
-                     params={"run_dir": str((out / "county_exit").resolve()),
-                             "risk_dir": str((out / "risk").resolve())},
-                     workers=1, out=out / "province", progress=False)
-    write_demo_index(out, res, rres, pres)
+    pres = _run(nbdir / "province_rollup.ipynb", common,
+                {"run_dir": str((out / "county_exit").resolve()), "risk_dir": str((out / "risk").resolve())},
+                1, out / "province", False, lang)
+    write_demo_index(out, res, pres, vres, rres, mres, qres)
     print(summary_text(out / "county_exit", lang))
     failed = False
-    for key, r in (("runner_demo_name_county_exit", res), ("runner_demo_name_risk", rres),
-                   ("runner_demo_name_rollup", pres)):
+    for key, r in (("runner_demo_name_county_exit", res), ("runner_demo_name_village", vres),
+                   ("runner_demo_name_risk", rres), ("runner_demo_name_quarterly", qres),
+                   ("runner_demo_name_monthly", mres), ("runner_demo_name_rollup", pres)):
         if r.n_failed:
             failed = True
             print(text("runner_demo_failed", lang, n=r.n_failed, name=label(key, lang)))
@@ -88,6 +105,15 @@ def run_demo(out: str | Path = "reports/demo", data: str | Path = "data/demo", w
     print(text("runner_demo_report", lang, path=(out / "index.html").resolve(),
                seconds=f"{time.perf_counter() - t0:.0f}"))
     return 1 if failed else 0
+
+
+def _run(nb: Path, common: dict, params: dict, workers: int, out: Path, progress: bool, lang: str) -> BatchResult:
+    """One batch of the demo with ``--resume``; says how many runs were reused."""
+    r = run_batch(nb, data=common["data"], counties=common["counties"], params=params, workers=workers, out=out,
+                  progress=progress, progress_lang=lang, resume=True, index_up=common["out_up"])
+    if r.n_reused:
+        print(text("runner_demo_reused", lang, n=r.n_reused, total=len(r.counties)))
+    return r
 
 
 def exit_results(run_dir: str | Path) -> list[ExitResult]:
@@ -120,13 +146,13 @@ def summary_text(run_dir: str | Path, lang: str = "en") -> str:
     rows = exit_results(run_dir)
     if not rows:
         raise InputError(text("runner_no_exit_results", lang, run_dir=run_dir))
-    widths = (16, 12, 15)
+    widths = (16, 26, 26)
     heads = [label(k, lang) for k in ("runner_col_county", "runner_col_verdict", "runner_col_official")]
     head = "".join(_pad(h, w) for h, w in zip(heads, widths)) + label("runner_col_incidence", lang)
     lines = [head, "-" * (len(head) + _wide(head))]
     for r in rows:
         c = r.criteria["comprehensive_poverty_rate"]
         ci = f"{pct(c.est)} [{pct(c.lci)}, {pct(c.uci)}]"
-        cells = (f"{r.county_code} {r.county_name}", verdict_word(r.decision, lang), verdict_word(r.official, lang))
+        cells = (f"{r.county_code} {r.county_name}", verdict_both(r.decision, lang), verdict_both(r.official, lang))
         lines.append("".join(_pad(s, w) for s, w in zip(cells, widths)) + ci)
     return "\n".join(lines)

@@ -49,10 +49,34 @@ dataset directory).
 """
 from __future__ import annotations
 
-from evalkit.synth.county import generate_county
-from evalkit.synth.dataset import PARTITIONED_TABLES, generate
-from evalkit.synth.params import TRUE_PARAMS, YEARS
-from evalkit.synth.profiles import PROFILES, CountySpec, Profile, profile_counties
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalkit.synth.county import generate_county
+    from evalkit.synth.dataset import PARTITIONED_TABLES, generate
+    from evalkit.synth.params import TRUE_PARAMS, YEARS
+    from evalkit.synth.profiles import PROFILES, CountySpec, Profile, profile_counties
 
 __all__ = ["TRUE_PARAMS", "YEARS", "PARTITIONED_TABLES", "PROFILES", "CountySpec", "Profile",
            "profile_counties", "generate", "generate_county"]
+#: Public name -> the submodule defining it (imported by ``__getattr__`` on first use).
+_LAZY = {"generate_county": "county", "PARTITIONED_TABLES": "dataset", "generate": "dataset", "TRUE_PARAMS": "params",
+         "YEARS": "params", "PROFILES": "profiles", "CountySpec": "profiles", "Profile": "profiles",
+         "profile_counties": "profiles"}
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported on first use: a notebook that only checks for the demo data
+    (``evalkit.workflows.data``) does not pay for the generator (pyarrow writers, tqdm)."""
+    try:
+        sub = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{sub}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

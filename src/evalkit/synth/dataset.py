@@ -72,7 +72,7 @@ def run_county_job(job: CountyJob) -> tuple[dict, dict, dict[str, int], pd.DataF
 
     Returns
     -------
-    (county row, draws, row counts per table, villages table)
+    (county row, draws, row counts per table, villages table, village indicators table)
     """
     spec, out = job.spec, Path(job.out)
     res = generate_county(spec, job.seed, job.policy, scale=job.scale)
@@ -84,7 +84,7 @@ def run_county_job(job: CountyJob) -> tuple[dict, dict, dict[str, int], pd.DataF
         fs = field_survey_for(res, spec, job.seed, job.policy)
         write_parquet(fs, out / "field_survey" / f"{spec.county_code}.parquet")
         counts["field_survey"] = len(fs)
-    return res["county"], res["draws"], counts, res["villages"]
+    return res["county"], res["draws"], counts, res["villages"], res["village_indicators"]
 
 
 def _select(specs: list[CountySpec], counties: Iterable[str] | str | None) -> list[CountySpec]:
@@ -125,9 +125,10 @@ def _clear_partitions(out: Path) -> None:
 
 def _write_tables(out: Path, results: list) -> tuple[dict, dict[str, int]]:
     """Counties and villages tables from the jobs' results; returns the draws and row counts."""
-    county_rows, all_draws, vill = [], {}, []
+    county_rows, all_draws, vill, ind = [], {}, [], []
     totals: dict[str, int] = {}
-    for county, draws, counts, villages in results:
+    for county, draws, counts, villages, indicators in results:
+        ind.append(indicators)
         county_rows.append(county)
         all_draws[county["county_code"]] = {k: (round(float(v), 6) if isinstance(v, float) else v)
                                             for k, v in draws.items()}
@@ -140,6 +141,9 @@ def _write_tables(out: Path, results: list) -> tuple[dict, dict[str, int]]:
     villages_df = pd.concat(vill, ignore_index=True)
     write_parquet(villages_df, out / "villages.parquet")
     totals["counties"], totals["villages"] = len(counties_df), len(villages_df)
+    indicators_df = pd.concat(ind, ignore_index=True)
+    write_parquet(indicators_df, out / "village_indicators.parquet")
+    totals["village_indicators"] = len(indicators_df)
     return all_draws, totals
 
 
@@ -150,7 +154,7 @@ def _write_json(path: Path, obj: dict) -> None:
 
 def generate(profile: str = "demo", seed: int = 0, out: str | Path | None = None, scale: float | None = None,
              counties: Iterable[str] | str | None = None, workers: int = 1, field_survey: bool = True,
-             progress: bool = False, *, policy: Policy) -> Path:
+             progress: bool = False, *, policy: Policy, departments: Iterable[str] = ()) -> Path:
     """Generate a synthetic dataset directory in the canonical model.
 
     Parameters
@@ -172,6 +176,9 @@ def generate(profile: str = "demo", seed: int = 0, out: str | Path | None = None
         Show a progress bar over the counties.
     policy : Policy
         Lines, regions and survey defaults (from :func:`evalkit.config.load_policy` at the entry point).
+    departments : iterable of str
+        Months ('YYYY-MM') of synthetic department data to write (``departments/YYYY-MM/``, from
+        their own random streams: :mod:`evalkit.synth.departments`); none by default.
 
     Returns
     -------
@@ -194,6 +201,10 @@ def generate(profile: str = "demo", seed: int = 0, out: str | Path | None = None
     _write_json(out / "truth_params.json", {
         "profile": profile, "seed": seed, "scale": eff_scale, "process": TRUE_PARAMS, "counties": all_draws,
         "county_notes": {s.county_code: s.notes for s in specs if s.notes}})
+    if departments:
+        from evalkit.synth.departments import write_departments
+
+        write_departments(out, sorted(departments), seed, policy)
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"
                    and "quarantine" not in p.parts)
     _write_json(out / "manifest.json", {
