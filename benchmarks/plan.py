@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from evalkit.assessment.second_phase import second_phase_settings, two_look_oc
 from evalkit.config import load_policy
 from evalkit.data import load_dataset
 from evalkit.survey import SampleDesign
+from evalkit.synth import generate
+from evalkit.workflows.data import DEMO_SEED
 
 DEFAULT_COUNTIES = ("610622", "610625")
 
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=9101)
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--counties", nargs="*", default=list(DEFAULT_COUNTIES))
-    ap.add_argument("--data", type=Path, default=Path("data/demo"))
+    ap.add_argument("--data", type=Path, default=None,
+                    help="dataset directory (default: the tests' demo profile, generated with the demo seed)")
     ap.add_argument("--scale", type=float, default=1.0, help="second phase size, times the first phase")
     ap.add_argument("--first", type=int, nargs=5, default=None, metavar=("VP", "VN", "ME", "MP", "MN"),
                     help="first-phase design of the two-look OC (default the policy's)")
@@ -74,8 +78,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
     policy = load_policy()
-    res = {code: county(a.data, code, policy, a.reps, a.seed, a.scale, a.first, a.alpha_total, a.skip_planner)
-           for code in a.counties}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = a.data or generate("demo", seed=DEMO_SEED, out=Path(tmp) / "demo", policy=policy)
+        res = {code: county(data, code, policy, a.reps, a.seed, a.scale, a.first, a.alpha_total, a.skip_planner)
+               for code in a.counties}
     text = json.dumps(res, indent=2, default=float)
     print(text)
     if a.json:

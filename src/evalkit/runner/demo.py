@@ -20,7 +20,7 @@ from evalkit.runner.index import verdict_both, write_demo_index
 from evalkit.runner.results import BatchResult, read_json
 from evalkit.runner.run import run_batch
 from evalkit.text import check_lang, label, text
-from evalkit.workflows.data import DEMO_SEED
+from evalkit.workflows.data import DEMO_PROFILE, DEMO_SEED
 
 __all__ = ["DEMO_SEED", "DEMO_MONTH", "DEMO_QUARTER", "notebooks_dir", "run_demo", "summary_text", "exit_results"]
 
@@ -70,14 +70,17 @@ def run_demo(out: str | Path = "reports/demo", data: str | Path = "data/demo", w
     out, data = Path(out), Path(data)
     nbdir = notebooks_dir()
     print(text("runner_demo_generate", lang, data=data))
-    synth.generate("demo", seed=seed, out=data, policy=load_policy())
+    synth.generate(DEMO_PROFILE, seed=seed, out=data, policy=load_policy())
     # resume: a run whose notebook, parameters, input files and evalkit version and source are
     # unchanged is reused, not recomputed (the input hash of evalkit.runner.plan)
+    # exit and village assessments apply to the poverty counties; monitoring and the roll-up run once
     common = {"data": data, "counties": "all", "out_up": "../index.html"}
+    poverty = {**common, "counties": "poverty"}
     print(label("runner_demo_county_exit", lang))
-    res = _run(nbdir / "county_exit_assessment.ipynb", common, {}, workers, out / "county_exit", True, lang)
+    res = _run(nbdir / "county_exit_assessment.ipynb", poverty, {}, workers, out / "county_exit", True, lang)
     print(label("runner_demo_village", lang))
-    vres = _run(nbdir / "village_assessment.ipynb", common, {"method": "ebp"}, workers, out / "village", True, lang)
+    vres = _run(nbdir / "village_assessment.ipynb", poverty, {"method": "ebp"}, workers, out / "village", True,
+                lang)
     print(label("runner_demo_risk", lang))
     rres = _run(nbdir / "return_to_poverty_risk.ipynb", common, {}, 1, out / "risk", False, lang)
     # The case store lives beside the data, never under the reports (its key file sits next to it).

@@ -14,8 +14,11 @@ from evalkit import synth
 from evalkit.config import Policy
 from evalkit.errors import InputError, ParameterError
 
-__all__ = ["DEMO_SEED", "ensure_demo_data", "design_overrides"]
+__all__ = ["DEMO_SEED", "DEMO_PROFILE", "ensure_demo_data", "design_overrides"]
 
+#: Profile of the demo province: 17 real county-level units of Yan'an and Tongchuan with their real
+#: poverty status and exit years (2017, 2018 and 2019: all three of Shaanxi's exit batches).
+DEMO_PROFILE = "demo_real"
 #: Seed of the demo province (``evalkit demo`` and the notebooks' default data).
 DEMO_SEED = 20201
 
@@ -42,7 +45,7 @@ def ensure_demo_data(data_dir: str | Path, policy: Policy, seed: int = DEMO_SEED
         return p
     if p.name != "demo":
         raise InputError(f"dataset directory {p} does not exist")
-    return synth.generate("demo", seed=seed, out=p, policy=policy)
+    return synth.generate(DEMO_PROFILE, seed=seed, out=p, policy=policy)
 
 
 def _size(name: str, value: Any) -> int:
