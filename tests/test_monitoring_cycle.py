@@ -23,6 +23,7 @@ from evalkit.monitoring.intake import DepartmentInputError, read_month
 from evalkit.monitoring.linkage import load_key, normalize_ids, pseudonymize
 from evalkit.monitoring.review import apply_review
 from evalkit.synth import generate
+from evalkit.text import label
 from evalkit.workflows import monthly
 
 COUNTIES = ["610631", "610632"]
@@ -294,3 +295,19 @@ def test_review_rejects_line_by_line(base_store, tmp_path):
         st = dict(con.execute("SELECT case_id, state FROM cases WHERE case_id IN (?, ?)", cases).fetchall())
     assert st == {cases[0]: "identified", cases[1]: "elimination_proposed"}
     assert np.array_equal(r2.rejected["row"].to_numpy(), [2, 4, 5])
+
+
+def test_quarter_map_colours_each_county_by_its_own_count():
+    # open cases and overdue flags on the real boundaries: each county's polygon takes the colour of
+    # its own number (the largest count the darkest), the counties without data stay light grey
+    from evalkit.report.monthly import plot_quarter_map
+
+    by_county = pd.DataFrame({"county_code": ["610621", "610622", "610630"], "open_cases": [5, 50, 20],
+                              "overdue_flags": [9, 1, 4]})
+    fig = plot_quarter_map(by_county, lang="zh")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == [label("mon_open_cases", "zh"), label("mon_overdue_flags", "zh")]
+    for ax, key in zip([a for a in fig.axes if a.get_title()], ("open_cases", "overdue_flags")):
+        coloured = ax.collections[1]  # 0: the counties without data, 1: the three counties
+        values = np.asarray(coloured.get_array())
+        assert sorted(values.tolist()) == sorted(by_county[key].tolist())

@@ -16,7 +16,8 @@ from evalkit.outputs import write_xlsx
 from evalkit.text import check_lang, label, text
 
 __all__ = ["COLUMN_KEYS", "LEDGER_KEYS", "FILL_IN", "display", "review_sheet", "write_check_ledger",
-           "quarter_table", "reasons_table", "plot_quarter", "ledger_header_map", "county_tables", "closure_table",
+           "quarter_table", "reasons_table", "plot_quarter", "plot_quarter_map", "ledger_header_map",
+           "county_tables", "closure_table",
            "select_counties"]
 
 #: Column -> label key of the displayed tables.
@@ -149,6 +150,27 @@ def plot_quarter(by_county: pd.DataFrame, quarter: str, lang: str = "zh"):
     ax.set_title(text("mon_quarter_title", lang, quarter=quarter))
     ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_quarter_map(by_county: pd.DataFrame, lang: str = "zh"):
+    """Maps of the quarter on the real county boundaries: open cases and overdue red flags per county
+    (every county of the province drawn, inside its outline); returns the figure."""
+    from evalkit.report.common import new_figure
+    from evalkit.report.province import province_frame, zoom_to
+
+    frame, outline = province_frame(list(by_county["county_code"]))
+    gdf = frame.merge(by_county, on="county_code", how="left")
+    inside = gdf[gdf["county_code"].isin(by_county["county_code"])]
+    fig, axes = new_figure((10.8, 6.4), 1, 2)
+    for ax, key, cmap in zip(axes, ("open_cases", "overdue_flags"), ("Blues", "Reds")):
+        gdf[~gdf.index.isin(inside.index)].plot(ax=ax, color="#f2f2f2", edgecolor="#bbbbbb", linewidth=0.4)
+        inside.plot(column=key, cmap=cmap, legend=True, ax=ax, edgecolor="white", linewidth=0.6,
+                    legend_kwds={"label": label(COLUMN_KEYS[key], lang), "shrink": 0.5})
+        outline.plot(ax=ax, color="#444444", linewidth=1.0)
+        ax.set_title(label(COLUMN_KEYS[key], lang))
+    zoom_to(axes, inside, gdf)
+    fig.set_layout_engine("tight")
     return fig
 
 

