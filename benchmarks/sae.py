@@ -1,7 +1,9 @@
 """Small-area benchmark: village estimates against the synthetic truth.
 
     .venv/bin/python benchmarks/sae.py --seed 5 [--counties 610625 610630] [--reps 4] [--B 50]
-        [--data DIR] [--json PATH]
+        [--data DIR] [--json PATH] [--speed]
+    .venv/bin/python benchmarks/sae.py --seed 0 --speed-only --data /work/shaanxi --B 50 [--draw-missing 2019]
+        --json PATH
 
 The demo province (the demo seed unless --data gives a dataset) is sampled ``reps`` times per
 county, each time twice: with the policy's design and with a sparse design (30 villages, 6
@@ -14,7 +16,8 @@ relative RMSE sqrt(mean (est - true)^2) / mean(true) of the direct and model (EB
 the sampled villages of the sparse design (``rrmse_direct``, ``rrmse_model``), ``villages``
 (village-samples evaluated) and ``seconds`` (mean EBP time per county sample); also FH
 (``coverage_fh``, ``rrmse_fh``), the EBP benchmarked to the county direct estimate
-(``coverage_benchmarked``, ``rrmse_benchmarked``), the EBP with normal instead of empirical unit
+(``coverage_benchmarked``, ``rrmse_benchmarked``; its intervals from the bootstrap that re-does the
+benchmark in every replicate), the EBP with normal instead of empirical unit
 errors (``coverage_normal``, ``rrmse_normal``), the EBP coverage by design (``by_design``) and of
 the townships' EBP intervals (``coverage_township``, ``townships``). ``--speed`` adds the time of
 the EBP of every village of every county with a field survey (``seconds_all_villages``).
@@ -74,13 +77,13 @@ def run(data: Path, counties: list[str], reps: int, B: int, seed: int) -> dict:
                                   ds.tables.get("village_indicators"))
                 tv = _truth(cu, ds["truth"], hh, year)
                 t0 = time.time()
-                eb = estimate_villages(cu, fs, "ebp", B=B, seed=r, benchmark=False)
+                eb = estimate_villages(cu, fs, "ebp", B=B, seed=r, benchmark=True)
                 secs.append(time.time() - t0)
                 tt = _truth(cu, ds["truth"], hh, year, townships=True)
                 tw_rows += [pd.DataFrame({"indicator": k, "true": tt[k], "lci": eb.townships[k]["lci"].to_numpy(),
                                           "uci": eb.townships[k]["uci"].to_numpy()}) for k in INDICATORS]
                 fh = estimate_villages(cu, fs, "fh", benchmark=False)
-                ebb = estimate_villages(cu, fs, "ebp", B=B, seed=r, benchmark=True)
+                ebb = eb        # est, mse, lci, uci do not depend on the benchmark; its own columns are added
                 ebn = estimate_villages(cu, fs, "ebp", B=B, seed=r, benchmark=False, errors="normal")
                 for k in INDICATORS:
                     de = eb.direct.est[k].reindex(cu.village_codes).to_numpy(float)
@@ -91,8 +94,8 @@ def run(data: Path, counties: list[str], reps: int, B: int, seed: int) -> dict:
                         "ebp_uci": eb.frames[k]["uci"].to_numpy(), "fh": fh.frames[k]["est"].to_numpy(),
                         "fh_lci": fh.frames[k]["lci"].to_numpy(), "fh_uci": fh.frames[k]["uci"].to_numpy(),
                         "ebpb": ebb.frames[k]["est_benchmarked"].to_numpy(),
-                        "ebpb_lci": ebb.frames[k]["est_benchmarked"].to_numpy() - 1.96 * np.sqrt(ebb.frames[k]["mse"]),
-                        "ebpb_uci": ebb.frames[k]["est_benchmarked"].to_numpy() + 1.96 * np.sqrt(ebb.frames[k]["mse"]),
+                        "ebpb_lci": ebb.frames[k]["lci_benchmarked"].to_numpy(),
+                        "ebpb_uci": ebb.frames[k]["uci_benchmarked"].to_numpy(),
                         "ebpn": ebn.frames[k]["est"].to_numpy(),
                         "ebpn_lci": ebn.frames[k]["lci"].to_numpy(), "ebpn_uci": ebn.frames[k]["uci"].to_numpy()}))
     df = pd.concat(rows, ignore_index=True)
@@ -123,27 +126,63 @@ def run(data: Path, counties: list[str], reps: int, B: int, seed: int) -> dict:
     return out
 
 
-def speed(data: Path, B: int) -> dict:
-    """EBP (bootstrap MSE with B replicates) of every village of every county with a field survey."""
-    pol = load_policy()
-    ds = load_dataset(data, tables=["counties", "villages", "village_indicators", "households", "panel",
-                                    "field_survey"], validate=False)
-    t_all, n_v = 0.0, 0
-    fs_all = ds["field_survey"]
-    for c in sorted(fs_all["county_code"].unique()):   # one county at a time: a loop over counties
-        fs = fs_all[fs_all["county_code"] == c].reset_index(drop=True)
-        year = int(fs["survey_year"].iloc[0])
+def _county_survey(data: Path, c: str, draw_year: int | None, pol, villages: pd.DataFrame
+                   ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, float]:
+    """One county's households, recorded incomes of the survey year and field survey, read straight from the
+    generator's partition files (only the columns and the year needed); with ``draw_year``, a county without a
+    field survey gets a policy sample drawn from the truth (the seconds of that drawing are returned apart)."""
+    hh = pd.read_parquet(data / "households" / f"{c}.parquet")
+    fpath, t_draw = data / "field_survey" / f"{c}.parquet", 0.0
+    fs = pd.read_parquet(fpath) if fpath.exists() else pd.DataFrame()
+    if not len(fs) and draw_year is not None:
         t0 = time.time()
-        hh = ds["households"][ds["households"]["county_code"] == c].reset_index(drop=True)
-        vil = ds["villages"][ds["villages"]["county_code"] == c].reset_index(drop=True)
-        p = ds["panel"]
-        rec = p[(p["year"] == year) & (p["county_code"] == c)].set_index("household_id")["income_per_capita"]
-        cu = county_units(hh, vil, fs, year, pol.poverty_line(year), pol.guarantees, rec,
-                          ds.tables.get("village_indicators"))
+        truth = pd.read_parquet(data / "truth" / f"{c}.parquet", filters=[("year", "==", draw_year)])
+        s = draw_sample(hh, villages, draw_year, design=SampleDesign.from_policy(pol), seed=int(c))
+        fs = survey_from_truth(s, truth, draw_year).assign(survey_year=draw_year)
+        t_draw = time.time() - t0
+    if not len(fs):
+        return hh, pd.Series(dtype=float), fs, t_draw
+    year = int(fs["survey_year"].iloc[0])
+    rec = pd.read_parquet(data / "panel" / f"{c}.parquet", columns=["household_id", "year", "income_per_capita"],
+                          filters=[("year", "==", year)]).set_index("household_id")["income_per_capita"]
+    return hh, rec, fs.reset_index(drop=True), t_draw
+
+
+def speed(data: Path, B: int, draw_year: int | None = None, only: list[str] | None = None) -> dict:
+    """EBP (bootstrap MSE with B replicates) of every village of every county with a field survey
+    (with ``draw_year``: of every county, a policy sample drawn from the truth where there is no survey).
+
+    One county at a time (its partition files read directly), so that memory stays that of the largest
+    county; ``seconds_all_villages`` is the estimation time (units and EBP), ``seconds_load`` the reading
+    time, ``seconds_draw`` that of drawing samples, ``households_all`` the register households."""
+    pol = load_policy()
+    vil_all = pd.read_parquet(data / "villages.parquet")
+    vi_path = data / "village_indicators.parquet"
+    indicators = pd.read_parquet(vi_path) if vi_path.exists() else None
+    folder = "households" if draw_year is not None else "field_survey"
+    codes = sorted(p.stem for p in (data / folder).glob("*.parquet") if not only or p.stem in only)
+    t_all, t_load, t_draws, n_v, n_h, per = 0.0, 0.0, 0.0, 0, 0, {}
+    for c in codes:                    # a loop over counties; everything inside is whole-array
+        t0 = time.time()
+        vil = vil_all[vil_all["county_code"] == c].reset_index(drop=True)
+        hh, rec, fs, t_draw = _county_survey(data, c, draw_year, pol, vil)
+        if not len(fs):
+            continue
+        year = int(fs["survey_year"].iloc[0])
+        t1 = time.time()
+        cu = county_units(hh, vil, fs, year, pol.poverty_line(year), pol.guarantees, rec, indicators)
         estimate_villages(cu, fs, "ebp", B=B, seed=0)
-        t_all += time.time() - t0
+        t2 = time.time()
+        t_load += t1 - t0 - t_draw
+        t_draws += t_draw
+        t_all += t2 - t1
         n_v += len(vil)
-    return {"seconds_all_villages": t_all, "villages_all": n_v}
+        n_h += len(hh)
+        per[c] = round(t2 - t1, 3)
+        del hh, rec, fs, cu
+    return {"seconds_all_villages": t_all, "seconds_load": t_load, "seconds_draw": t_draws, "villages_all": n_v,
+            "households_all": n_h,
+            "counties_all": len(per), "seconds_by_county": per}
 
 
 def main() -> None:
@@ -155,13 +194,23 @@ def main() -> None:
     ap.add_argument("--data", type=Path)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--speed", action="store_true", help="also time the EBP of every village of the dataset")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only time the EBP of every village of --data (e.g. the Shaanxi profile); no coverage run")
+    ap.add_argument("--draw-missing", type=int, metavar="YEAR",
+                    help="with --speed-only: a county without a field survey gets a policy sample of YEAR (truth)")
+    ap.add_argument("--speed-counties", nargs="*", help="with --speed-only: only these counties (a trial run)")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        data = a.data or generate("demo", seed=DEMO_SEED, out=Path(tmp) / "demo", counties=a.counties,
-                                  policy=load_policy(), field_survey=a.speed)
-        res = run(Path(data), a.counties, a.reps, a.B, a.seed)
-        if a.speed:
-            res.update(speed(Path(a.data) if a.data else Path(data), a.B))
+    if a.speed_only:
+        if a.data is None:
+            ap.error("--speed-only needs --data")
+        res = speed(a.data, a.B, a.draw_missing, a.speed_counties)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = a.data or generate("demo", seed=DEMO_SEED, out=Path(tmp) / "demo", counties=a.counties,
+                                      policy=load_policy(), field_survey=a.speed)
+            res = run(Path(data), a.counties, a.reps, a.B, a.seed)
+            if a.speed:
+                res.update(speed(Path(a.data) if a.data else Path(data), a.B))
     print(json.dumps(res, indent=2, sort_keys=True))
     if a.json:
         a.json.write_text(json.dumps(res, indent=2, sort_keys=True))

@@ -118,3 +118,31 @@ def test_estimates_are_inside_their_intervals(assessed, method):
     w = s["household_size"] / s["prob_household"]
     np.testing.assert_allclose(est.direct.est.at[v, "mean_income"],
                                (w * s["surveyed_income_per_capita"]).sum() / w.sum(), rtol=1e-9)
+
+
+def test_benchmarked_ebp_adds_up_to_the_county_direct_estimate_and_has_its_own_mse(assessed):
+    cu, fs = assessed.units, assessed.field_survey
+    est = estimate_villages(cu, fs, "ebp", B=20, seed=2)
+    # the county's direct estimates by hand: Hajek ratios with the survey weights (both stages) and persons
+    w = fs["weight"].to_numpy(float) * fs["household_size"].to_numpy(float)
+    y = fs["surveyed_income_per_capita"].to_numpy(float)
+    ex = (fs["hh_stratum"] == "exited").to_numpy()
+    we = (w * ex * cu.poor_sample).sum() / (w * ex).sum()
+    pers = cu.persons.sum()
+    eb = est.ebp
+    for k, target, pop in (("mean_income", (w * y).sum() / w.sum(), cu.persons.sum(axis=1)),
+                           ("wrongly_exited_rate", we, cu.persons["exited"])):
+        b = eb.est_benchmarked[k]
+        ok = pop.to_numpy() > 0
+        np.testing.assert_allclose((b[ok] * pop[ok]).sum() / pop[ok].sum(), target, rtol=1e-9)
+        assert np.all(np.isfinite(eb.mse_benchmarked[k][ok])) and np.all(eb.mse_benchmarked[k][ok] >= 0)
+    assert pers.sum() > 0
+    f = est.frames["poverty_incidence"]
+    assert {"mse_benchmarked", "lci_benchmarked", "uci_benchmarked"} <= set(f.columns)
+    assert ((f["lci_benchmarked"] <= f["est_benchmarked"] + 1e-12) & (f["est_benchmarked"] <= f["uci_benchmarked"]
+                                                                      + 1e-12)).all()
+    # a direct estimate is preferred only with at least DIRECT_MIN_N sampled households
+    from evalkit.sae.estimates import DIRECT_MIN_N
+    for k, fr in est.frames.items():
+        n = est.direct.n[k].reindex(fr.index).fillna(0)
+        assert (n[fr["method"] == "direct"] >= DIRECT_MIN_N).all(), k

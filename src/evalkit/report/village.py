@@ -41,7 +41,7 @@ def _headers(cols: list[str], lang: str) -> dict[str, str]:
 def village_table(a: Any, lang: str = "zh") -> pd.DataFrame:
     """One row per village: register view, estimates with intervals and CV, conditions, verdicts."""
     t = a.table().reset_index()
-    stats = ("est", "est_benchmarked", "lci", "uci", "cv", "method")
+    stats = ("est", "est_benchmarked", "lci_benchmarked", "uci_benchmarked", "lci", "uci", "cv", "method")
     cols = _BASE + [f"{k}_{c}" for k in INDICATORS for c in stats if f"{k}_{c}" in t.columns] + \
         [c for c in a.conditions.columns] + ["exit_verdict", "official_verdict"]
     t = t[cols].copy()

@@ -103,7 +103,8 @@ def direct_village_estimates(fs: pd.DataFrame, poor: np.ndarray, persons: pd.Dat
     missing = ((pers["exited"] > 0) & est["wrongly_exited_rate"].isna()) | \
               ((pers["non_registered"] > 0) & est["missed_poor_rate"].isna())
     est.loc[missing, "poverty_incidence"] = np.nan
-    w_all = f["__w__"].to_numpy() * m
+    # the county estimate weights by 1 / P(household) (village and household stages), not by 1 / P(household | village)
+    w_all = (fs["weight"].to_numpy(float) if "weight" in fs.columns else f["__w__"].to_numpy()) * m
     county = {k: float(np.sum(w_all * (st == g) * poor) / np.sum(w_all * (st == g)))
               for k, g in (("wrongly_exited_rate", "exited"), ("missed_poor_rate", "non_registered"))}
     county["mean_income"] = float(np.sum(w_all * y) / np.sum(w_all))

@@ -7,13 +7,15 @@ too (``townships``); Fay-Herriot and direct estimates are for villages only.
 :mod:`~evalkit.sae.fay_herriot` on the direct estimates with GVF variances) or ``"direct"``.
 Intervals are ``est +- z sqrt(mse)``; rates (estimate and interval) are truncated to [0, 1].
 With ``benchmark=True`` the model estimates benchmarked to the county's direct estimate
-(:func:`~evalkit.sae.benchmark.ratio_benchmark`) are added as ``est_benchmarked``; ``est``, the MSE and
-the interval stay those of the model, because the benchmarked estimate's error is not in the MSE
-(benchmarks/sae.py: its MSE-based intervals covered the true incidence 78-82% of the time).
+(:func:`~evalkit.sae.benchmark.ratio_benchmark`) are added as ``est_benchmarked``; with the EBP also
+``mse_benchmarked``, ``lci_benchmarked`` and ``uci_benchmarked``: the bootstrap benchmarks every replicate
+to its own county direct estimate, so this MSE includes the benchmark's sampling error. ``est``, ``mse``
+and the interval stay those of the unbenchmarked model (benchmarks/sae.py compares both).
 
-**When the direct estimate is preferred**: a sampled village whose direct estimate has a
-positive design variance, a CV of at most 20% and a design variance not above the model's MSE
-keeps its direct estimate (``method`` column ``direct``); otherwise the model estimate is used.
+**When the direct estimate is preferred**: a sampled village with at least 30 sampled households in
+the indicator's domain whose direct estimate has a positive design variance, a CV of at most 20% and
+a design variance not above the model's MSE keeps its direct estimate (``method`` column ``direct``);
+otherwise the model estimate is used.
 """
 from __future__ import annotations
 
@@ -30,11 +32,14 @@ from evalkit.sae.ebp import INDICATORS, EbpResult, ebp_bootstrap
 from evalkit.sae.fay_herriot import FayHerriotFit, fit_fay_herriot
 from evalkit.sae.units import CountyUnits
 
-__all__ = ["METHODS", "DIRECT_CV_MAX", "VillageEstimates", "estimate_villages"]
+__all__ = ["METHODS", "DIRECT_CV_MAX", "DIRECT_MIN_N", "VillageEstimates", "estimate_villages"]
 
 METHODS = ("ebp", "fh", "direct")
 #: Largest CV of a direct estimate that may be preferred to the model's.
 DIRECT_CV_MAX = 0.20
+#: Fewest sampled households of a village (in the indicator's domain) for its direct estimate to be preferred: with
+#: fewer, the design variance is itself too unstable to compare (a cell of one household adds no variance at all).
+DIRECT_MIN_N = 30
 _RATES = ("poverty_incidence", "wrongly_exited_rate", "missed_poor_rate")
 
 
@@ -74,6 +79,15 @@ def _frame(est: np.ndarray, mse: np.ndarray, used: np.ndarray, rate: bool, z: fl
     with np.errstate(invalid="ignore", divide="ignore"):
         cv = np.where(np.abs(est) > 0, se / np.abs(est), np.nan)
     return pd.DataFrame({"est": est, "mse": mse, "lci": lo, "uci": hi, "cv": cv, "method": used}, index=index)
+
+
+def _benchmark_interval(frame: pd.DataFrame, mse: np.ndarray, rate: bool, z: float) -> None:
+    """Add ``mse_benchmarked``, ``lci_benchmarked``, ``uci_benchmarked`` around ``est_benchmarked``."""
+    est = frame["est_benchmarked"].to_numpy(float)
+    lo, hi = est - z * np.sqrt(mse), est + z * np.sqrt(mse)
+    frame["mse_benchmarked"] = mse
+    frame["lci_benchmarked"] = np.clip(lo, 0, 1) if rate else lo
+    frame["uci_benchmarked"] = np.clip(hi, 0, 1) if rate else hi
 
 
 def estimate_villages(cu: CountyUnits, fs: pd.DataFrame, method: str = "ebp", *, B: int = 50, seed: int = 0,
@@ -119,12 +133,17 @@ def estimate_villages(cu: CountyUnits, fs: pd.DataFrame, method: str = "ebp", *,
             fh[k] = fit_fay_herriot(de, d.psi[k].reindex(idx).to_numpy(float), cu.area_X)
             est, mse = fh[k].eblup, fh[k].mse
         with np.errstate(invalid="ignore", divide="ignore"):
-            prefer = np.isfinite(de) & (dv > 0) & (np.sqrt(dv) / np.abs(de) <= DIRECT_CV_MAX) & (dv <= mse)
+            n = d.n[k].reindex(idx).to_numpy(float)
+            prefer = np.isfinite(de) & (dv > 0) & (np.sqrt(dv) / np.abs(de) <= DIRECT_CV_MAX) & (dv <= mse) & \
+                (n >= DIRECT_MIN_N)
         frames[k] = _frame(np.where(prefer, de, est), np.where(prefer, dv, mse), np.where(prefer, "direct", method),
                            k in _RATES, z, idx)
         if benchmark:
             bench, factors[k] = ratio_benchmark(est, _population(cu, k), county[k])
             frames[k]["est_benchmarked"] = np.where(prefer, de, np.clip(bench, 0, 1) if k in _RATES else bench)
+            if eb is not None and eb.mse_benchmarked is not None:
+                # the bootstrap re-did the benchmark in every replicate: an MSE of the benchmarked estimate
+                _benchmark_interval(frames[k], np.where(prefer, dv, eb.mse_benchmarked[k]), k in _RATES, z)
     townships = None
     if eb is not None and eb.est_township is not None:
         # a township's EBP is the aggregate of its villages' (same benchmark factor)

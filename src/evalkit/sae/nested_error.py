@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from evalkit.errors import EvalkitError
 
@@ -53,14 +54,21 @@ def area_statistics(area: np.ndarray, X: np.ndarray, y: np.ndarray, n_areas: int
 
 
 def area_sums(area: np.ndarray, values: np.ndarray, n_areas: int) -> np.ndarray:
-    """Sums of ``values`` (N, B) by area -> (A, B), all columns at once (areas without units: 0)."""
+    """Sums of ``values`` (N, B) by area -> (A, B), all columns at once (areas without units: 0).
+
+    Units sorted by area (the register is) are summed in place by ``reduceat``; otherwise they are
+    sorted first (a copy)."""
     area = np.asarray(area, dtype=np.int64)
-    order = np.argsort(area, kind="stable")
-    starts = np.searchsorted(area[order], np.arange(n_areas))
-    # a zero row after the last unit: an empty area (even the last one) sums to 0
-    padded = np.concatenate([values[order], np.zeros((1,) + values.shape[1:])], axis=0)
-    out = np.add.reduceat(padded, starts, axis=0)
-    out[np.bincount(area, minlength=n_areas) == 0] = 0.0
+    values = np.asarray(values)
+    out = np.zeros((n_areas,) + values.shape[1:], dtype=np.result_type(values.dtype, np.float32))
+    if not len(area):
+        return out
+    if np.any(area[1:] < area[:-1]):
+        order = np.argsort(area, kind="stable")
+        area, values = area[order], values[order]
+    # reduceat over the first unit of each non-empty area: no padding, no copy of the values
+    first = np.flatnonzero(np.r_[True, area[1:] != area[:-1]])
+    out[area[first]] = np.add.reduceat(values, first, axis=0)
     return out
 
 
@@ -69,10 +77,12 @@ def _profile(log_g: np.ndarray, stats: tuple) -> tuple[np.ndarray, np.ndarray, n
     n_a, xbar, ybar, XtX, XtY, yty, n, p = stats
     g = np.exp(log_g)
     c = n_a[None, :] ** 2 * g[:, None] / (1.0 + n_a[None, :] * g[:, None])        # (B, A)
-    M = XtX[None] - np.einsum("ba,ap,aq->bpq", c, xbar, xbar)
-    r = XtY.T - np.einsum("ba,ap,ab->bp", c, xbar, ybar)
+    p_ = xbar.shape[1]
+    # matrix products (BLAS) rather than einsum: the golden-section search calls this ~90 times
+    M = XtX[None] - (c @ (xbar[:, :, None] * xbar[:, None, :]).reshape(len(n_a), p_ * p_)).reshape(-1, p_, p_)
+    r = XtY.T - (c * ybar.T) @ xbar
     beta = np.linalg.solve(M, r[..., None])[..., 0]
-    rss = yty - np.einsum("ba,ab->b", c, ybar ** 2) - np.einsum("bp,bp->b", beta, r)
+    rss = yty - (c * (ybar ** 2).T).sum(1) - (beta * r).sum(1)
     rss = np.maximum(rss, 1e-300)
     logdet = np.linalg.slogdet(M)[1]
     ll = -0.5 * ((n - p) * np.log(rss / (n - p)) + np.log1p(n_a[None, :] * g[:, None]).sum(1) + logdet)
@@ -80,7 +90,7 @@ def _profile(log_g: np.ndarray, stats: tuple) -> tuple[np.ndarray, np.ndarray, n
 
 
 def fit_nested_error(area: np.ndarray, X: np.ndarray, y: np.ndarray, n_areas: int | None = None,
-                     iterations: int = 45) -> NestedErrorFit:
+                     iterations: int = 45, adjusted: bool = False, area_effect: bool = True) -> NestedErrorFit:
     """REML fit of the nested-error model for each column of ``y``.
 
     Parameters
@@ -95,6 +105,13 @@ def fit_nested_error(area: np.ndarray, X: np.ndarray, y: np.ndarray, n_areas: in
         Number of areas (default max(area) + 1).
     iterations : int
         Golden-section steps on log(s2u/s2e) (45 narrow the range of 19 to ~5e-9).
+    adjusted : bool
+        Maximize the adjusted REML likelihood ``l_R + log s2u`` (Li and Lahiri 2010) instead of ``l_R``:
+        ``s2u`` is then never estimated as 0 (a zero estimate makes the bootstrap MSE leave out the area
+        effects). ``loglik`` stays the unadjusted REML log-likelihood.
+    area_effect : bool
+        False: no area effect (``s2u = 0``, least squares), for a sample that cannot tell the area
+        variance from the unit variance (about one unit per area).
 
     Raises
     ------
@@ -112,19 +129,39 @@ def fit_nested_error(area: np.ndarray, X: np.ndarray, y: np.ndarray, n_areas: in
     n_a, xbar, ybar = area_statistics(area, X, y2, A)
     stats = (n_a, xbar, ybar, X.T @ X, X.T @ y2, np.einsum("nb,nb->b", y2, y2), n, p)
     B = y2.shape[1]
+
+    def objective(log_g: np.ndarray) -> np.ndarray:
+        ll, _, rss = _profile(log_g, stats)
+        # adjusted REML (Li and Lahiri 2010): + log s2u, so that the estimate of s2u is never 0
+        return ll + log_g + np.log(rss / (n - p)) if adjusted else ll
+
+    with threadpool_limits(1, user_api="blas"):   # tiny matrices: a second BLAS thread only adds overhead
+        if not area_effect:
+            ll, beta, rss = _profile(np.full(B, -40.0), stats)
+            return NestedErrorFit(beta=beta.T, s2e=rss / (n - p), s2u=np.zeros(B), loglik=ll, n_areas=A)
+        return _golden(objective, stats, B, A, iterations, adjusted, n, p)
+
+
+def _golden(objective, stats: tuple, B: int, A: int, iterations: int, adjusted: bool, n: int, p: int
+            ) -> NestedErrorFit:
+    """Golden-section search of ``objective`` over log(s2u/s2e) for all B responses at once."""
     lo, hi = np.full(B, _LOG_G[0]), np.full(B, _LOG_G[1])
     a, b = hi - _GOLD * (hi - lo), lo + _GOLD * (hi - lo)
-    fa, fb = _profile(a, stats)[0], _profile(b, stats)[0]
+    fa, fb = objective(a), objective(b)
     for _ in range(iterations):
-        left = fa > fb            # the maximum lies in [lo, b]
-        hi = np.where(left, b, hi)
-        lo = np.where(left, lo, a)
-        a_new, b_new = hi - _GOLD * (hi - lo), lo + _GOLD * (hi - lo)
-        fa, fb = np.where(left, _profile(a_new, stats)[0], fb), np.where(left, fa, _profile(b_new, stats)[0])
-        a, b = np.where(left, a_new, b), np.where(left, a, b_new)
+        left = fa > fb            # the maximum lies in [lo, b]: the new point is a new 'a', else a new 'b'
+        hi, lo = np.where(left, b, hi), np.where(left, lo, a)
+        x = np.where(left, hi - _GOLD * (hi - lo), lo + _GOLD * (hi - lo))
+        fx = objective(x)          # one evaluation per step, the other point is reused
+        a, b = np.where(left, x, b), np.where(left, a, x)
+        fa, fb = np.where(left, fx, fb), np.where(left, fa, fx)
     t = 0.5 * (lo + hi)
-    # the boundary g -> 0 (no area effect) when the search ran into the lower end
     ll, beta, rss = _profile(t, stats)
+    if adjusted:
+        # maximizing l_R + log s2u over s2e too gives RSS / (n - p - 2); the optimal ratio g is unchanged
+        s2e = rss / max(n - p - 2, 1)
+        return NestedErrorFit(beta=beta.T, s2e=s2e, s2u=np.exp(t) * s2e, loglik=ll, n_areas=A)
+    # the boundary g -> 0 (no area effect) when the search ran into the lower end
     ll0, beta0, rss0 = _profile(np.full(B, -40.0), stats)
     zero = ll0 >= ll
     t = np.where(zero, -np.inf, t)

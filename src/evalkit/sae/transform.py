@@ -6,7 +6,8 @@ plus the Jacobian ``(lam - 1) sum log(y + s)`` (the likelihood of the untransfor
 emdi's Box-Cox / log-shift transformations); every candidate is fitted in one call of
 :func:`~evalkit.sae.nested_error.fit_nested_error`. A left-truncated income distribution (the
 non-registered households, after registration took most of the poorest) has a lighter lower tail
-than the log-normal, which a power ``lam > 0`` can follow.
+than the log-normal; ``lower`` candidates offer a negative shift ``-b`` (``log(y - b)``, the
+three-parameter log-normal with lower bound ``b`` below the smallest sampled income), which follows it.
 """
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ from numpy.polynomial.hermite_e import hermegauss
 
 from evalkit.sae.nested_error import fit_nested_error
 
-__all__ = ["BoxCoxShift", "LogShift", "choose_transform", "choose_log_shift", "SHIFT_FACTORS", "POWERS"]
+__all__ = ["BoxCoxShift", "LogShift", "choose_transform", "choose_log_shift", "SHIFT_FACTORS", "POWERS",
+           "LOWER_BOUNDS"]
 
 #: Candidate shifts as multiples of the median income (added to the shift that makes incomes positive).
 SHIFT_FACTORS = (0.0, 0.05, 0.2, 0.5, 1.0, 2.5)
+#: Candidate lower bounds as shares of the smallest (positive) income: ``log(y - b)``, the three-parameter
+#: log-normal, whose lower tail is lighter than the log-normal's (a left-truncated income distribution).
+LOWER_BOUNDS = (0.3, 0.6, 0.8, 0.9, 0.95)  # not a threshold: a search grid
 #: Candidate Box-Cox powers (0 = log-shift).
 POWERS = (0.0, 0.25, 0.5, 0.75, 1.0)
 _NODES, _WEIGHTS = hermegauss(24)
@@ -61,8 +66,12 @@ LogShift = BoxCoxShift
 
 
 def choose_transform(area: np.ndarray, X: np.ndarray, y: np.ndarray, n_areas: int,
-                     powers: tuple[float, ...] = POWERS) -> tuple[BoxCoxShift, np.ndarray]:
+                     powers: tuple[float, ...] = POWERS, lower: tuple[float, ...] = ()
+                     ) -> tuple[BoxCoxShift, np.ndarray]:
     """The (shift, power) of the highest likelihood of the untransformed incomes.
+
+    ``lower``: shares ``f`` of the smallest income offered as negative shifts ``-f min(y)`` too (when every
+    income is positive), i.e. a lower bound of the income distribution.
 
     Returns
     -------
@@ -71,7 +80,10 @@ def choose_transform(area: np.ndarray, X: np.ndarray, y: np.ndarray, n_areas: in
     y = np.asarray(y, dtype=float)
     base = max(0.0, 1.0 - float(y.min()))          # makes every y + shift >= 1
     med = max(float(np.median(y)), 1.0)
-    cands = [BoxCoxShift(base + med * f, p) for p in powers for f in SHIFT_FACTORS]
+    shifts = [base + med * f for f in SHIFT_FACTORS]
+    if float(y.min()) > 1.0:
+        shifts = [-f * float(y.min()) for f in lower] + shifts
+    cands = [BoxCoxShift(s, p) for p in powers for s in shifts]
     Y = np.column_stack([c(y) for c in cands])
     fit = fit_nested_error(area, X, Y, n_areas)
     logz = np.log(y[:, None] + np.array([c.shift for c in cands])[None, :])

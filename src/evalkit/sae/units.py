@@ -103,7 +103,8 @@ def county_units(households: pd.DataFrame, villages: pd.DataFrame, fs: pd.DataFr
     tw_codes, tw_of_village = np.unique(np.asarray([c[:9] for c in vcodes]), return_inverse=True)
     units = UnitData(area=area, X=X.astype(float), size=size, group=group, sampled=pos, income=inc,
                      fails=fails, line=float(line), n_areas=A, township=tw_of_village[area],
-                     n_townships=len(tw_codes))
+                     n_townships=len(tw_codes),
+                     weight=fs["weight"].to_numpy(float) if "weight" in fs.columns else None)
     tab = lambda w: pd.DataFrame({g: np.bincount(area, weights=w * (group == i), minlength=A)  # noqa: E731
                                   for i, g in enumerate(GROUPS)}, index=pd.Index(vcodes, name="village_code"))
     return CountyUnits(units=units, village_codes=vcodes, township_codes=tw_codes, area_X=area_X,

@@ -47,7 +47,7 @@ class VillageAssessment:
     def table(self) -> pd.DataFrame:
         """One row per village: names, register view, estimates, conditions and verdicts."""
         v = self.villages.set_index("village_code")[["township_name", "village_name", "is_poverty_village"]]
-        cols = ["est", "est_benchmarked", "lci", "uci", "cv", "method"]
+        cols = ["est", "est_benchmarked", "lci_benchmarked", "uci_benchmarked", "lci", "uci", "cv", "method"]
         est = pd.concat({k: f[[c for c in cols if c in f.columns]] for k, f in self.estimates.frames.items()}, axis=1)
         est.columns = [f"{k}_{c}" for k, c in est.columns]
         return v.join(self.register).join(est).join(self.conditions).join(self.verdict)
