@@ -57,7 +57,7 @@ def test_region_follows_the_policy(small_province, tmp_path):
 
 
 def test_unknown_county_and_unreadable_data(small_province, tmp_path):
-    with pytest.raises(ExitAssessmentError, match="999999"):
+    with pytest.raises(ExitAssessmentError, match="999999 is not in .*610631"):
         county_exit.assess_county(small_province, "999999", policy=POLICY)
     d = tmp_path / "empty"
     d.mkdir()
@@ -91,3 +91,18 @@ def test_policy_file_reaches_guarantees_and_sample_sizes(small_province, tmp_pat
     design = SampleDesign(**kw)
     assert design.villages_per_stratum == {"poverty_village": 7, "non_poverty_village": 4}
     assert design.households_per_village == {**POLICY.survey.households_per_village, "exited": 12}
+
+
+def test_the_data_are_read_and_validated_once(small_province, monkeypatch):
+    # the counties table is read (and validated) with the county's tables, not a second time
+    calls = []
+    real = county_exit.load_dataset
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("tables"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(county_exit, "load_dataset", counting)
+    a = county_exit.assess_county(small_province, "610631", policy=POLICY)
+    assert len(calls) == 1 and "counties" in calls[0]
+    assert a.county["county_code"] == "610631"

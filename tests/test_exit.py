@@ -499,6 +499,12 @@ def test_criterion_flags_and_reasons():
     assert f["wrongly_exited_persons"].sum() == 4 + 2 + 3 + 1
     assert f["missed_persons"].sum() == 3
     assert (f["follow_up"] == (f["wrongly_exited"] | f["missed"])).all()
+    # the estimation path: the same flags by hand, without the reason strings
+    g = criterion_flags(fs, POLICY, 2018, reasons=False)
+    assert "reasons" not in g.columns
+    assert g["wrongly_exited"].tolist() == [True, False, True, False, True, False, True, False]
+    assert g["missed"].tolist() == [False, False, False, True, False, False, False, False]
+    pd.testing.assert_frame_equal(g, f.drop(columns="reasons"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -850,6 +856,26 @@ def test_fpc_cap_of_the_effective_size_by_hand():
     assert effective_size_cap("korn_graubard", np.array([5.0]), reg)[0] is None
     c, _ = effective_size_cap("korn_graubard_fpc", np.array([400.0, 10, 10, 10]), reg)
     assert np.isinf(c[0])
+
+
+def test_a_census_of_the_domain_is_known_not_estimated():
+    # every exited household observed (n = N = 400) with SE 0: the interval is the point; 360 of
+    # 400 observed with SE 0: Clopper-Pearson on the capped size n / (1 - n/N) = 3600 (times the
+    # df factor), by hand with scipy -- so the census never decides worse than the sample
+    from evalkit.assessment.intervals import criteria_intervals
+    reg = {"households": {"exited": 400, "poor": 50, "non_registered": 1000},
+           "remaining_poor_persons": 100.0, "rural_population": 10000.0}
+    est = np.array([[0.015, 0.01, 0.95, 0.02], [0.015, 0.01, 0.95, 0.02]])
+    se = np.array([[0.0, 0.001, 0.003, 0.001], [0.0, 0.001, 0.003, 0.001]])
+    df, n = np.full((2, 4), 20.0), np.array([[400.0, 500, 950, 900], [360.0, 500, 950, 860]])
+    lo, hi = criteria_intervals("korn_graubard_fpc", est, se, df, n, reg, 0.05)
+    assert lo[0, 0] == hi[0, 0] == 0.015
+    ne = 3600 * (stats.t.ppf(0.025, 359) / stats.t.ppf(0.025, 20)) ** 2
+    assert hi[1, 0] == pytest.approx(stats.beta.ppf(0.975, ne * 0.015 + 1, ne * 0.985), rel=1e-9)
+    assert lo[1, 0] == pytest.approx(stats.beta.ppf(0.025, ne * 0.015, ne * 0.985 + 1), rel=1e-9)
+    assert lo[1, 0] < 0.015 < hi[1, 0]
+    # the other criteria (not a census, or SE > 0) are untouched by the rule
+    np.testing.assert_array_equal(lo[0, 1:], lo[1, 1:3].tolist() + [lo[0, 3]])
 
 
 def test_calibration_agrees_with_r_calibrate():

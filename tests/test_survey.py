@@ -432,3 +432,50 @@ def test_ratio_replicates_equal_survey_design(fpc):
                                     (st["hh_stratum"] == "exited").to_numpy(), len(reps))[i] == d.domain_df(exited)
     if fpc:  # the replicate with take-all non-poverty villages has less variance than the full one
         assert got.cov[2, 0, 0] < got.cov[0, 0, 0]
+
+
+def _equal_villages():
+    """One poverty village and four non-poverty villages w1..w4 of 5 households each (equal PPS sizes)."""
+    codes = ["p1", "w1", "w2", "w3", "w4"]
+    villages = pd.DataFrame({"village_code": codes, "county_code": "610101", "township_name": "t",
+                             "village_name": codes, "is_poverty_village": [True, False, False, False, False]})
+    v = np.repeat(codes, 5)
+    k = np.tile(np.arange(5), 5)
+    households = pd.DataFrame({
+        "household_id": [f"{x}-{i}" for x, i in zip(v, k)], "village_code": v, "county_code": "610101",
+        "household_size": 2, "registered": k <= 1,
+        "exit_year": pd.array(np.where(k <= 0, 2017, 0), dtype="Int64")})
+    households.loc[k > 0, "exit_year"] = pd.NA
+    return villages, households
+
+
+def test_pps_is_randomized_systematic_and_pps_frame_keeps_the_frame_order():
+    # Two of four equal villages by systematic PPS (interval 2): in frame order only {w1, w3} and
+    # {w2, w4} can be drawn; in a random order every pair has probability 1/6 (by hand: the two
+    # positions 1 and 3 of a random permutation). Inclusion probabilities are 1/2 either way.
+    from evalkit.survey import build_frame
+    from evalkit.survey.replicates import draw_replicates
+    villages, households = _equal_villages()
+    sizes = {"households_per_village": {"exited": 1, "poor": 1, "non_registered": 1},
+             "villages_per_stratum": {"poverty_village": 1, "non_poverty_village": 2}}
+    pairs = {}
+    for sel in ("pps", "pps_frame"):
+        d = SampleDesign.from_policy(POLICY, village_selection=sel, **sizes)
+        svy_pairs = set()
+        for seed in range(30):
+            s = draw_sample(households, villages, YEAR, d, seed=seed)
+            w = s.loc[s["stratum"] == "non_poverty_village"]
+            np.testing.assert_allclose(w["prob_village"], 0.5)
+            svy_pairs.add(tuple(sorted(w["village_code"].unique())))
+        frame = build_frame(households, villages, YEAR, d)
+        r = draw_replicates(frame, 3000, np.random.default_rng(1))
+        vc = frame.households["village_code"].to_numpy()[r.row]
+        sel_w = pd.DataFrame({"rep": r.rep, "v": vc}).query("v != 'p1'").drop_duplicates()
+        got = sel_w.groupby("rep")["v"].agg(lambda x: "".join(sorted(x))).value_counts() / 3000
+        pairs[sel] = (svy_pairs, got)
+    assert pairs["pps_frame"][0] <= {("w1", "w3"), ("w2", "w4")}
+    assert set(pairs["pps_frame"][1].index) <= {"w1w3", "w2w4"}
+    assert len(pairs["pps"][0]) >= 4   # 30 svy draws: P(at most 3 of the 6 pairs seen) < 1e-4
+    freq = pairs["pps"][1]
+    assert len(freq) == 6
+    assert np.abs(freq - 1 / 6).max() < 4 * np.sqrt(1 / 6 * 5 / 6 / 3000)

@@ -106,7 +106,7 @@ def county_households(households: pd.DataFrame, county: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # household flags
 # --------------------------------------------------------------------------------------------
-def criterion_flags(field_survey: pd.DataFrame, policy: Policy, year: int) -> pd.DataFrame:
+def criterion_flags(field_survey: pd.DataFrame, policy: Policy, year: int, *, reasons: bool = True) -> pd.DataFrame:
     """Flag wrongly-exited and missed households of a field survey, with the reasons.
 
     A household meets the exit standard when its surveyed per-capita income is strictly above
@@ -119,7 +119,8 @@ def criterion_flags(field_survey: pd.DataFrame, policy: Policy, year: int) -> pd
     pandas.DataFrame
         Aligned to ``field_survey``: identifiers, ``hh_stratum``, ``meets_standard``,
         ``wrongly_exited``, ``missed``, ``follow_up`` (either), ``reasons`` (';'-joined codes of the
-        failed conditions) and person counts ``persons``, ``exited_persons``,
+        failed conditions; left out with ``reasons=False``, the estimation path) and person counts
+        ``persons``, ``exited_persons``,
         ``wrongly_exited_persons``, ``non_registered_persons``, ``missed_persons``.
     """
     poverty_line_for(policy, year)  # a year without a line fails here with the assessment's error
@@ -150,16 +151,17 @@ def criterion_flags(field_survey: pd.DataFrame, policy: Policy, year: int) -> pd
     ind = household_indicators(
         pd.DataFrame({"household_id": np.arange(len(field_survey)), "year": int(year),
                       "income_per_capita": inc, **ok}),
-        policy=policy, stable_years=1)
+        policy=policy, stable_years=1, reasons=reasons)
     fail_any = ~ind["meets_exit_standard"].to_numpy(dtype=bool)
     exited, nonreg = hs == _EXITED, hs == _NONREG
     we, mp = exited & fail_any, nonreg & fail_any
     cols = {c: field_survey[c].to_numpy()
             for c in ("county_code", "survey_year", "household_id", "village_code", "stratum")
             if c in field_survey.columns}
+    why = {"reasons": ind["fail_reasons"].to_numpy(dtype=object)} if reasons else {}
     return pd.DataFrame({
         **cols, "hh_stratum": hs, "meets_standard": ~fail_any, "wrongly_exited": we, "missed": mp,
-        "follow_up": we | mp, "reasons": ind["fail_reasons"].to_numpy(dtype=object), "persons": size,
+        "follow_up": we | mp, **why, "persons": size,
         "exited_persons": size * exited, "wrongly_exited_persons": size * we,
         "non_registered_persons": size * nonreg, "missed_persons": size * mp,
     }, index=field_survey.index)
@@ -425,7 +427,7 @@ def _checked_flags(ctx: CountyContext, fs: pd.DataFrame) -> tuple[pd.DataFrame, 
     if outside:
         raise ExitAssessmentError(
             f"{len(outside)} sampled village(s) of county {ctx.county} are not in the households register: {outside}")
-    flags = criterion_flags(fs, ctx.policy, ctx.year)
+    flags = criterion_flags(fs, ctx.policy, ctx.year, reasons=False)
     hs = flags["hh_stratum"].to_numpy()
     n_ex, n_nr = int((hs == _EXITED).sum()), int((hs == _NONREG).sum())
     for n, what, rate in ((n_ex, "exited", "wrongly-exited"), (n_nr, "non-registered", "missed-poor")):

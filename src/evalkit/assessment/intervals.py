@@ -53,7 +53,8 @@ def criteria_intervals(method: str, est: np.ndarray, se: np.ndarray, df: np.ndar
     proportion of the registered-exited and non-registered persons; its SE from the joint
     covariance is se_I / (1 - P/R); the same method gives q's interval (n = sampled exited and
     non-registered households, the design df), mapped back. Hence never below the register floor P/R
-    and no widening.
+    and no widening. With a '_fpc' method a domain observed in full (a census: sampled households
+    reach the register's, SE 0) gets the point as its interval.
     """
     est, se, df, n = (np.asarray(x, dtype=float) for x in (est, se, df, n))
     floor = register["remaining_poor_persons"] / register["rural_population"]
@@ -70,6 +71,13 @@ def criteria_intervals(method: str, est: np.ndarray, se: np.ndarray, df: np.ndar
         if method == "logit":
             llo, lhi = logit_interval(e, s, df, alpha)
             lo, hi = np.where(np.isfinite(llo), llo, lo), np.where(np.isfinite(lhi), lhi, hi)
+    if cap is not None and method.endswith("_fpc"):
+        # Every household of the domain observed (as many sampled as the register holds: a census)
+        # and no variance: the rate is known,
+        # not estimated. Its interval is the point, so that a census never decides worse than a
+        # sample of the same county (the zero-variance rule of n households is for rare cases).
+        exact = (np.broadcast_to(domain_households(register), n.shape) == n) & (s == 0)
+        lo, hi = np.where(exact, e, lo), np.where(exact, e, hi)
     lo = np.concatenate([lo[..., :3], np.maximum(floor + (1.0 - floor) * lo[..., 3:], floor)], axis=-1)
     hi = np.concatenate([hi[..., :3], floor + (1.0 - floor) * hi[..., 3:]], axis=-1)
     return lo, hi

@@ -320,7 +320,7 @@ def design_cost(engine: PlanEngine, design: SampleDesign, costs: SurveyCosts,
         if n == 0:
             continue
         pi = (pps_probabilities(vt["n_hh"].to_numpy(dtype=float)[sel], n)
-              if design.village_selection == "pps" else np.full(int(sel.sum()), n / sel.sum()))
+              if design.pps else np.full(int(sel.sum()), n / sel.sum()))
         n_v += n
         n_h += float((pi * per_v[sel]).sum())
     return {"villages": n_v, "households": n_h, "cost": n_v * costs.per_village + n_h * costs.per_household}

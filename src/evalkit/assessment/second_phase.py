@@ -112,7 +112,7 @@ def _conditional_truth(engine: PlanEngine, frame_ids: np.ndarray, fs1: pd.DataFr
                        rates: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Planted (fails, approves) of the frame's households, the first phase's observed values kept."""
     fails, appr = plant_rates(engine.size, engine.hh_stratum, rates, np.random.default_rng([int(seed), 20264]))
-    flags = criterion_flags(fs1, policy, engine.ctx.year)
+    flags = criterion_flags(fs1, policy, engine.ctx.year, reasons=False)
     pos = pd.Index(frame_ids).get_indexer(fs1["household_id"].astype(str).to_numpy())
     if (pos < 0).any():
         raise ExitAssessmentError("first-phase households are missing from the county's register")

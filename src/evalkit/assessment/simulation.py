@@ -86,7 +86,7 @@ def replicate_criteria(ctx: CountyContext, field_survey: pd.DataFrame, rep: np.n
     :func:`evalkit.survey.ratio_replicates`.
     """
     rep = np.asarray(rep, dtype=np.int64)
-    flags = criterion_flags(field_survey, ctx.policy, ctx.year)
+    flags = criterion_flags(field_survey, ctx.policy, ctx.year, reasons=False)
     hs = flags["hh_stratum"].to_numpy()
     approves = field_survey["approves"].astype(bool).to_numpy(dtype=float)
     num = np.column_stack([flags["wrongly_exited_persons"], flags["missed_persons"], approves])
@@ -100,12 +100,13 @@ def replicate_criteria(ctx: CountyContext, field_survey: pd.DataFrame, rep: np.n
     else:
         strata, pops = field_survey["stratum"].astype(str).to_numpy(), {}
     psu = field_survey["village_code"].astype(str).to_numpy()
-    return _criteria(ctx, rep, n_reps, hs, num, den, strata, psu, field_survey["weight"].to_numpy(dtype=float),
-                     pops)
+    return _criteria(ctx, rep, n_reps, (hs == _EXITED, hs == _NONREG), num, den, strata, psu,
+                     field_survey["weight"].to_numpy(dtype=float), pops)
 
 
-def _criteria(ctx: CountyContext, rep: np.ndarray, n_reps: int, hs: np.ndarray, num: np.ndarray, den: np.ndarray,
-              strata: np.ndarray, psu: np.ndarray, weight: np.ndarray, pops: dict) -> ReplicateCriteria:
+def _criteria(ctx: CountyContext, rep: np.ndarray, n_reps: int, domains: tuple[np.ndarray, np.ndarray],
+              num: np.ndarray, den: np.ndarray, strata: np.ndarray, psu: np.ndarray, weight: np.ndarray,
+              pops: dict) -> ReplicateCriteria:
     rr = ratio_replicates(rep, strata, psu, weight, num, den, n_reps=n_reps, **pops)
     reg = ctx.register
     E, N, P, R = (reg["exited_persons"], reg["non_registered_persons"], reg["remaining_poor_persons"],
@@ -113,7 +114,7 @@ def _criteria(ctx: CountyContext, rep: np.ndarray, n_reps: int, hs: np.ndarray, 
     a = np.array([E / R, N / R, 0.0])
     est = np.column_stack([rr.est, P / R + rr.est @ a])
     var = np.column_stack([np.diagonal(rr.cov, axis1=1, axis2=2), np.einsum("i,rij,j->r", a, rr.cov, a)])
-    ex, nr = hs == _EXITED, hs == _NONREG
+    ex, nr = domains
     n_ex = np.bincount(rep, ex, minlength=n_reps)
     n_nr = np.bincount(rep, nr, minlength=n_reps)
     n_all = np.bincount(rep, minlength=n_reps)
@@ -158,7 +159,7 @@ def draws_criteria(ctx: CountyContext, frame: SampleFrame, draws: ReplicateDraws
                          "hh_stratum": hh["hh_stratum"].to_numpy(), "prob_village": 1.0, "prob_household": 1.0,
                          "weight": 1.0, "household_size": hh["household_size"].to_numpy()})
     fs = fill_survey(full, truth_index(truth_y, frame.year), frame.year)
-    flags = criterion_flags(fs, ctx.policy, ctx.year)
+    flags = criterion_flags(fs, ctx.policy, ctx.year, reasons=False)
     approves = fs["approves"].astype(bool).to_numpy(dtype=float)
     num_h = np.column_stack([flags["wrongly_exited_persons"], flags["missed_persons"], approves])
     den_h = np.column_stack([flags["exited_persons"], flags["non_registered_persons"], np.ones(len(hh))])
@@ -168,11 +169,13 @@ def draws_criteria(ctx: CountyContext, frame: SampleFrame, draws: ReplicateDraws
     hs = hh["hh_stratum"].to_numpy().astype(str)
     v_strat = frame.villages["stratum"].to_numpy().astype(str)
     strata, pops = _stage_columns(ctx, frame, draws, h_v, v_strat)
+    hs_code = pd.factorize(hs)[0]  # integer strata: millions of stacked rows compare fast
     if pops:
         cells = pd.MultiIndex.from_arrays([hh["village_code"].astype(str).to_numpy(), hs])
         pops["pop_ssu"] = ctx.households_per_cell.reindex(cells).to_numpy(dtype=float)[row]
-        pops["ssu_strata"] = pd.factorize(hs)[0][row]
-    return _criteria(ctx, draws.rep, draws.n_reps, hs[row], num_h[row], den_h[row], strata, h_v, draws.weight,
+        pops["ssu_strata"] = hs_code[row]
+    domains = ((hs == _EXITED)[row], (hs == _NONREG)[row])
+    return _criteria(ctx, draws.rep, draws.n_reps, domains, num_h[row], den_h[row], strata, h_v, draws.weight,
                      pops)
 
 

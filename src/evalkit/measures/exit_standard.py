@@ -207,6 +207,8 @@ def household_indicators(
     rule: str | None = None,
     able_bodied_col: str | None = None,
     support_col: str | None = None,
+    *,
+    reasons: bool = True,
 ) -> pd.DataFrame:
     """Exit standard 一超过、两不愁、三保障 (+ drinking water) per household-year.
 
@@ -259,13 +261,16 @@ def household_indicators(
         With them, under a relative rule a household without labour capacity passes the income
         test by its support enrolment ([D3]: "纳入低保"); without them the income test applies to
         every household.
+    reasons : bool
+        False: leave out ``fail_reasons`` (the ';'-joined strings are the costly part; an estimate
+        needs only the flags).
 
     Returns
     -------
     DataFrame
         Same index and row order as ``panel``: ``household_id``, ``year``, ``income_col``,
         ``line``, ``income_above_line``, the guarantee columns, ``meets_exit_standard``,
-        ``n_failed``, ``fail_reasons``.
+        ``n_failed``, ``fail_reasons`` (unless ``reasons=False``).
     """
     pol = policy
     k = int(pol.stable_years if stable_years is None else stable_years)
@@ -298,7 +303,6 @@ def household_indicators(
         meets = meets & guar[col]
 
     flags = _failure_flags(above_now, stable, guar, specs)
-    reasons = _join_reasons(flags)
 
     out = pd.DataFrame(
         {
@@ -312,6 +316,7 @@ def household_indicators(
     )
     out = pd.concat([out, guar], axis=1)
     out["meets_exit_standard"] = meets
-    out["n_failed"] = flags.sum(axis=1).astype("int64")
-    out["fail_reasons"] = reasons
+    out["n_failed"] = flags.to_numpy().sum(axis=1).astype("int64")
+    if reasons:
+        out["fail_reasons"] = _join_reasons(flags)
     return out

@@ -41,10 +41,12 @@ class ReplicateRatios:
 def _codes(*cols: np.ndarray) -> np.ndarray:
     """Dense codes 0..G-1 of the distinct combinations of ``cols`` (integer arithmetic, no tuples).
 
-    Non-negative integer columns are used as they are; others are factorized first. One final
-    factorize makes the codes dense.
+    Non-negative integer columns are used as they are; others are factorized first. The codes are
+    made dense by a presence table when the product's range is small (no hashing: millions of
+    stacked rows), else by one final factorize.
     """
     code = np.zeros(len(cols[0]), dtype=np.int64)
+    space = 1
     for c in cols:
         c = np.asarray(c)
         if c.dtype.kind in "iu" and (len(c) == 0 or c.min() >= 0):
@@ -52,9 +54,15 @@ def _codes(*cols: np.ndarray) -> np.ndarray:
         else:
             k, lab = pd.factorize(c)
             card = len(lab) + 1
-        if int(code.max(initial=0)) >= (1 << 62) // max(card, 1):
+        if space >= (1 << 62) // max(card, 1):
             code = pd.factorize(code)[0].astype(np.int64)  # keep the product small
+            space = int(code.max(initial=0)) + 1
         code = code * card + k
+        space *= card
+    if space <= 4 * len(code) + 4096:
+        seen = np.zeros(space, dtype=bool)
+        seen[code] = True
+        return (np.cumsum(seen) - 1)[code]
     return pd.factorize(code)[0].astype(np.int64)
 
 
@@ -102,10 +110,11 @@ def ratio_replicates(rep: np.ndarray, strata: np.ndarray, psu: np.ndarray, weigh
     with np.errstate(divide="ignore", invalid="ignore"):
         est = Y / X
         z = w[:, None] * (num - est[rep] * den) / X[rep]
-    z = np.nan_to_num(z)
-    # stage 1: PSU totals centred within (replicate, stratum)
+    z[~np.isfinite(z)] = 0.0
+    # stage 1: PSU totals centred within (replicate, stratum); codes nested (stratum in replicate,
+    # PSU in stratum, cell in PSU) so that each step combines two integer columns
     h = _codes(rep, strata)
-    p = _codes(rep, strata, psu)
+    p = _codes(h, psu)
     n_p = p.max() + 1
     T = np.stack([np.bincount(p, z[:, j], minlength=n_p) for j in range(k)], axis=1)
     h_of_p = np.zeros(n_p, dtype=np.int64)
@@ -128,7 +137,7 @@ def ratio_replicates(rep: np.ndarray, strata: np.ndarray, psu: np.ndarray, weigh
         if pop_psu is None:
             raise SurveyError("pop_ssu needs pop_psu")
         sub = np.zeros(len(rep), dtype=np.int64) if ssu_strata is None else np.asarray(ssu_strata)
-        c = _codes(rep, strata, psu, sub)
+        c = _codes(p, sub)
         m = np.bincount(c).astype(float)
         M = np.zeros(len(m))
         M[c] = np.asarray(pop_ssu, dtype=float)
@@ -149,11 +158,16 @@ def domain_df_replicates(rep: np.ndarray, strata: np.ndarray, psu: np.ndarray, m
     """Domain degrees of freedom of every replicate (PSUs with a member less their strata), as
     :meth:`evalkit.survey.SurveyDesign.domain_df`."""
     m = np.asarray(members, dtype=bool)
-    r = np.asarray(rep)[m]
-    p = pd.DataFrame({"r": r, "s": np.asarray(strata)[m], "p": np.asarray(psu)[m]}).drop_duplicates()
-    s = p[["r", "s"]].drop_duplicates()
-    return (np.bincount(p["r"].to_numpy(dtype=np.int64), minlength=n_reps)
-            - np.bincount(s["r"].to_numpy(dtype=np.int64), minlength=n_reps))
+    r = np.asarray(rep, dtype=np.int64)[m]
+    if not len(r):
+        return np.zeros(n_reps, dtype=np.int64)
+    s = np.asarray(strata)[m]
+    out = np.zeros(n_reps, dtype=np.int64)
+    for sign, code in ((1, _codes(r, s, np.asarray(psu)[m])), (-1, _codes(r, s))):
+        rep_of = np.zeros(int(code.max()) + 1, dtype=np.int64)
+        rep_of[code] = r                       # each distinct (replicate, ...) once
+        out += sign * np.bincount(rep_of, minlength=n_reps)
+    return out
 
 
 @dataclass(frozen=True)
@@ -204,23 +218,31 @@ def pps_probabilities(size: np.ndarray, n: int) -> np.ndarray:
     return p
 
 
-def _stage1(sizes: np.ndarray, n: int, pps: bool, rng: np.random.Generator,
+def _stage1(sizes: np.ndarray, n: int, selection: str, rng: np.random.Generator,
             n_reps: int) -> tuple[np.ndarray, np.ndarray]:
     """(selected unit indices (R, n), inclusion probabilities (N,)) of one stratum, all replicates."""
     big = len(sizes)
     if n >= big:
         return np.broadcast_to(np.arange(big), (n_reps, big)), np.ones(big)
-    if not pps:
+    if selection == "srs":
         keys = rng.random((n_reps, big))
         return np.sort(np.argpartition(keys, n - 1, axis=1)[:, :n], axis=1), np.full(big, n / big)
     p = pps_probabilities(sizes, n)
     cert = np.flatnonzero(p >= 1.0)
     rest = np.flatnonzero(p < 1.0)
     k = n - len(cert)
-    # Systematic selection among the rest in frame order: one random start per replicate.
-    cum = np.cumsum(p[rest])
-    points = rng.random(n_reps)[:, None] + np.arange(k)[None, :]
-    pick = rest[np.minimum(np.searchsorted(cum, points, side="right"), len(rest) - 1)]
+    # Systematic selection among the rest, one random start per replicate, in frame order
+    # ('pps_frame') or in a random order of its own per replicate ('pps': randomized systematic).
+    order = (np.argsort(rng.random((n_reps, len(rest))), axis=1) if selection == "pps"
+             else np.broadcast_to(np.arange(len(rest)), (n_reps, len(rest))))
+    # every replicate's cumulated probabilities (each ends at k) offset by (k + 1) x replicate,
+    # so that one searchsorted serves all replicates
+    off = (k + 1.0) * np.arange(n_reps)[:, None]
+    cum = np.cumsum(p[rest][order], axis=1) + off
+    points = rng.random(n_reps)[:, None] + np.arange(k)[None, :] + off
+    pos = np.searchsorted(cum.ravel(), points.ravel(), side="right").reshape(n_reps, k)
+    pos = np.minimum(pos - len(rest) * np.arange(n_reps)[:, None], len(rest) - 1)
+    pick = rest[np.take_along_axis(order, pos, axis=1)]
     sel = np.concatenate([np.broadcast_to(cert, (n_reps, len(cert))), pick], axis=1)
     return np.sort(sel, axis=1), p
 
@@ -229,11 +251,12 @@ def draw_replicates(frame: Any, n_reps: int, rng: np.random.Generator) -> Replic
     """``n_reps`` independent two-stage draws of :func:`evalkit.survey.draw_from_frame`'s design, at once.
 
     Stage 1 per county x village stratum (a loop over the few strata, not over replicates): PPS
-    systematic on the number of households with certainty units (:func:`pps_probabilities`), or
-    SRS; a stratum whose n reaches its size is taken whole. Stage 2: SRS of min(n, M) households
-    in every selected village x household stratum, by ranking uniform keys within each
-    (replicate, cell). The inclusion probabilities are those of svy's draws (tests compare);
-    the random numbers differ, so the samples are other draws of the same design. For simulation.
+    systematic on the number of households with certainty units (:func:`pps_probabilities`), in a
+    random order per replicate ('pps') or the frame's order ('pps_frame'), or SRS; a stratum whose n
+    reaches its size is taken whole. Stage 2: SRS of min(n, M) households in every selected village x
+    household stratum, by ranking uniform keys within each (replicate, cell). The inclusion
+    probabilities are those of svy's draws (tests compare); the random numbers differ, so the
+    samples are other draws of the same design. For simulation.
     """
     design = frame.design
     R = int(n_reps)
@@ -244,7 +267,7 @@ def draw_replicates(frame: Any, n_reps: int, rng: np.random.Generator) -> Replic
     sel_cols, prob_v = [], np.zeros(len(v_code))
     for key in dict.fromkeys(v_key):
         idx = np.flatnonzero(np.array([k == key for k in v_key]))
-        sel, p = _stage1(sizes[idx], int(frame.n_villages.get(key, 0)), design.village_selection == "pps", rng, R)
+        sel, p = _stage1(sizes[idx], int(frame.n_villages.get(key, 0)), design.village_selection, rng, R)
         prob_v[idx] = p
         sel_cols.append(idx[sel])
     sel_v = np.sort(np.concatenate(sel_cols, axis=1), axis=1)            # (R, V) village rows

@@ -2,8 +2,9 @@
 
 Stage 1 selects villages (the primary sampling units) within each county, stratified by
 poverty / non-poverty village, with PPS systematic sampling on the number of households of the
-village or with SRS. Stage 2 selects households by simple random sampling without replacement
-within each selected village and household stratum (exited / still poor / non-registered).
+village (in a random order of the villages by default: randomized systematic PPS) or with SRS.
+Stage 2 selects households by simple random sampling without replacement within each selected
+village and household stratum (exited / still poor / non-registered).
 Selection and inclusion probabilities come from :mod:`svy`; this module only prepares the
 frames, caps ``n`` at what is available and multiplies the two stage probabilities
 (docs/policy.md §4, §7). Every size and rule comes from a :class:`SampleDesign`, whose defaults are
@@ -29,15 +30,16 @@ from evalkit.register import HH_STRATA, VILLAGE_STRATA, household_strata, villag
 #: Missing columns of a table raise :class:`~evalkit.errors.SurveyError` (one checker for every package).
 require_columns = partial(check_columns, error=SurveyError)
 
-__all__ = ["SAMPLE_COLUMNS", "SampleDesign", "SampleFrame", "build_frame", "draw_from_frame", "draw_sample",
-           "sample_attrs", "require_columns"]
+__all__ = ["SAMPLE_COLUMNS", "VILLAGE_SELECTIONS", "SampleDesign", "SampleFrame", "build_frame",
+           "draw_from_frame", "draw_sample", "sample_attrs", "require_columns"]
 
 #: Columns of :func:`draw_sample`'s result, in order.
 SAMPLE_COLUMNS: tuple[str, ...] = (
     "county_code", "village_code", "household_id", "stratum", "hh_stratum",
     "prob_village", "prob_household", "weight", "household_size",
 )
-#: Columns of the ``field_survey`` table (data dictionary), in order.
+#: Stage-1 selection methods of :class:`SampleDesign` ('pps' = randomized systematic PPS).
+VILLAGE_SELECTIONS: tuple[str, ...] = ("pps", "pps_frame", "srs")
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,8 +60,11 @@ class SampleDesign:
     households_per_village : mapping
         Households to select in each selected village per household stratum
         (``exited``, ``poor``, ``non_registered``); capped at what the village has.
-    village_selection : {'pps', 'srs'}
-        PPS systematic on the number of households of the village, or SRS.
+    village_selection : {'pps', 'pps_frame', 'srs'}
+        'pps': PPS systematic on the number of households of the village, the stratum's villages
+        taken in a random order (randomized systematic PPS, svy ``pps_sys(order_type="random")``);
+        'pps_frame': the same in the frame's village-code order (the variance of one fixed order
+        has no design-based estimator, docs/methods.md §4); 'srs': simple random sampling.
     confidence_level : float
         Two-sided confidence level of the estimates.
     singleton_method : str
@@ -69,7 +74,7 @@ class SampleDesign:
 
     villages_per_stratum: Mapping[str, int]
     households_per_village: Mapping[str, int]
-    village_selection: Literal["pps", "srs"]
+    village_selection: Literal["pps", "pps_frame", "srs"]
     confidence_level: float
     singleton_method: str
 
@@ -83,8 +88,8 @@ class SampleDesign:
             if bad:
                 raise SurveyError(f"SampleDesign.{name} must hold non-negative integers, got {bad}")
             object.__setattr__(self, name, {k: int(m[k]) for k in keys})
-        if self.village_selection not in ("pps", "srs"):
-            raise SurveyError(f"village_selection must be 'pps' or 'srs', got {self.village_selection!r}")
+        if self.village_selection not in VILLAGE_SELECTIONS:
+            raise SurveyError(f"village_selection must be one of {VILLAGE_SELECTIONS}, got {self.village_selection!r}")
         if not 0.0 < float(self.confidence_level) < 1.0:
             raise SurveyError(f"confidence_level must be in (0, 1), got {self.confidence_level!r}")
 
@@ -98,6 +103,11 @@ class SampleDesign:
                               "confidence_level": sec.confidence_level, "singleton_method": sec.singleton_method}
         kw.update(overrides)
         return cls(**kw)
+
+    @property
+    def pps(self) -> bool:
+        """True when villages are drawn with probability proportional to size (either order)."""
+        return self.village_selection != "srs"
 
     def as_dict(self) -> dict:
         """Plain dict (for attrs and reports)."""
@@ -180,11 +190,15 @@ def draw_from_frame(frame: SampleFrame, rng: np.random.Generator) -> pd.DataFram
     vfr = frame.villages  # already restricted to strata with n > 0
     if vfr.height == 0:
         raise SurveyError("no village stratum has a positive sample size: nothing to draw")
-    if design.village_selection == "pps":
+    if design.pps:
         s1 = svy.Sample(vfr, svy.Design(stratum=("county_code", "stratum"), psu="village_code", mos="n_hh"))
         # certainty_threshold=1: a village whose n x size share reaches 1 is taken with
         # certainty (probability 1) and the rest of the stratum is drawn PPS among the others.
-        sel1 = s1.sampling.pps_sys(n=nmap, certainty_threshold=1.0, rstate=rng).data
+        # A random order makes the draw a randomized systematic PPS, whose variance the
+        # without-replacement approximation of the assessment describes; one fixed order has
+        # a variance no single sample can estimate (docs/methods.md §4, benchmarks/coverage.py).
+        order = "random" if design.village_selection == "pps" else "ascending"
+        sel1 = s1.sampling.pps_sys(n=nmap, certainty_threshold=1.0, rstate=rng, order_type=order).data
     else:
         s1 = svy.Sample(vfr, svy.Design(stratum=("county_code", "stratum"), psu="village_code"))
         sel1 = s1.sampling.srs(n=nmap, rstate=rng).data
@@ -219,7 +233,8 @@ def draw_sample(households: pd.DataFrame, villages: pd.DataFrame, year: int,
     """Draw the evaluators' two-stage stratified sample of households.
 
     Stage 1, in every county and village stratum (poverty / non-poverty village): PPS
-    systematic on the number of households of the village (svy ``pps_sys``) or SRS (svy
+    systematic on the number of households of the village (svy ``pps_sys``; in a random order of
+    the villages unless ``village_selection='pps_frame'``) or SRS (svy
     ``srs``); ``n`` is capped at the stratum size, a capped stratum is taken whole
     (certainty, probability 1) and PPS takes any village whose size share reaches 1/n with
     certainty. Stage 2, in every selected village and household stratum: SRS without

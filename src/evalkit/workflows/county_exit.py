@@ -88,20 +88,21 @@ class CountyAssessment:
 
 
 def _load(data_dir: str | Path, county_code: str) -> tuple[Dataset, pd.DataFrame]:
-    """The county's tables (validated) and the counties table; errors say what cannot be read."""
+    """The county's tables (validated, read once) and its counties row; errors say what cannot be read."""
     try:
-        first = load_dataset(data_dir, tables=["counties"], validate=True)
+        ds = load_dataset(data_dir, tables=["counties", "villages", "households", "members", *_OPTIONAL],
+                          counties=[county_code], validate=True)
     except InputError as e:
         raise ExitAssessmentError(f"the data in {data_dir} cannot be read: {e}") from None
-    counties = first.tables.get("counties")
-    if first.report.exit_code() == 2 or counties is None:
-        raise ExitAssessmentError(f"the data in {data_dir} cannot be read:\n{first.report.to_text()}")
+    counties = ds.tables.get("counties")
+    if counties is None:
+        raise ExitAssessmentError(f"the data in {data_dir} cannot be read:\n{ds.report.to_text()}")
     if county_code not in set(counties["county_code"]):
-        known = sorted(counties["county_code"])
+        # only on this error path: the whole counties table, unvalidated, to name the counties there
+        every = load_dataset(data_dir, tables=["counties"], validate=False).tables.get("counties")
+        known = sorted(every["county_code"]) if every is not None else []
         raise ExitAssessmentError(f"county {county_code} is not in {data_dir} (counties there: "
                                   f"{', '.join(known[:20])}{' ...' if len(known) > 20 else ''})")
-    ds = load_dataset(data_dir, tables=["counties", "villages", "households", "members", *_OPTIONAL],
-                      counties=[county_code], validate=True)
     probs = ds.report.problems
     fatal = probs[probs["severity"] == "fatal"] if len(probs) else probs
     # truth (synthetic data only) and the field survey (drawn from the truth when absent) may be missing

@@ -71,7 +71,7 @@ def design_overrides(policy: Policy, villages_poverty: Any = None, villages_non_
         Villages per county in each village stratum (None: the policy's).
     households_exited, households_poor, households_non_registered : int, optional
         Households per selected village in each household stratum (None: the policy's).
-    village_selection : {'pps', 'srs'}, optional
+    village_selection : {'pps', 'pps_frame', 'srs'}, optional
         Village selection (None: the policy's).
 
     Returns
