@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from evalkit.config import load_policy
-from evalkit.monitoring.cycle import month_matches, population
+from evalkit.monitoring.cycle import month_matches, population_sql
 from evalkit.monitoring.intake import MonthFiles, read_month
-from evalkit.monitoring.linkage import LinkagePolicy, load_key
+from evalkit.monitoring.linkage import LinkagePolicy, connect, load_key
 from evalkit.workflows.monthly import ensure_departments
 
 
@@ -56,17 +56,20 @@ def bench_month(data: Path, month: str, key: bytes, lp: LinkagePolicy, stress: b
     mf = read_month(data, month)
     if stress:
         mf = _stress(mf, int(month.replace("-", "")))
-    persons, _ = population(data, int(month[:4]))
+    con = connect()
+    persons = population_sql(data)
     t0 = time.perf_counter()
-    matches, review, counts = month_matches(mf, persons, key, lp)
+    matches, review, counts = month_matches(mf, persons, key, lp, con)
     secs = time.perf_counter() - t0
+    n_persons = int(con.execute(f"SELECT count(*) FROM ({persons})").fetchall()[0][0])
+    con.close()
     truth = pd.read_parquet(data / "departments_truth" / f"{month}.parquet").rename(columns={"table": "table_name"})
     t = truth.merge(matches, on=["table_name", "record_id"], suffixes=("_true", ""))
     linked = t["person_id"].notna()
     correct = linked & (t["person_id"] == t["person_id_true"])
     by_type = t[linked].groupby("match_type").apply(lambda d: (d["person_id"] == d["person_id_true"]).mean(),
                                                    include_groups=False)
-    return {"month": month, "stress": stress, "records": len(t), "persons": len(persons), "seconds": round(secs, 2),
+    return {"month": month, "stress": stress, "records": len(t), "persons": n_persons, "seconds": round(secs, 2),
             "precision": float(correct.sum() / max(linked.sum(), 1)),
             "recall": float(correct.sum() / max(t["person_id_true"].notna().sum(), 1)),
             "precision_by_type": {k: round(float(v), 4) for k, v in by_type.items()},

@@ -311,3 +311,108 @@ def test_quarter_map_colours_each_county_by_its_own_count():
         coloured = ax.collections[1]  # 0: the counties without data, 1: the three counties
         values = np.asarray(coloured.get_array())
         assert sorted(values.tolist()) == sorted(by_county[key].tolist())
+
+
+# -- realistic noise, monthly risk scoring, the monthly map ---------------------------------------
+
+def test_record_noise_kinds_against_truth(data):
+    # every kind of exchange noise appears, recognised against the person the record truly belongs to
+    from evalkit.synth.departments import id18_to_15
+
+    recs = pd.concat([pd.read_csv(f, encoding="gbk", dtype=str).iloc[:, :3].set_axis(["record_id", "id", "name"],
+                                                                                     axis=1)
+                      for m in (M1, M2) for f in (data / "departments" / m).glob("*.csv")], ignore_index=True)
+    truth = pd.concat([_truth(data, m) for m in (M1, M2)]).dropna(subset=["person_id"])
+    mem = pd.read_parquet(data / "members", columns=["person_id", "id_number", "name"])
+    t = recs.merge(truth, on="record_id").merge(mem, on="person_id")
+    t = t[t["id_number"].str.slice(0, 6) == t["id_number"].str.slice(0, 6)]
+    ids, true = t["id"].fillna(""), t["id_number"]
+    diff = pd.DataFrame({i: ids.str.slice(i, i + 1) != true.str.slice(i, i + 1) for i in range(18)})
+    n_diff = diff.sum(axis=1).where(ids.str.len() == 18)
+    adjacent = pd.Series([any(r[i] and r[i + 1] for i in range(17)) for r in diff.to_numpy()], index=t.index)
+    kinds = {"missing": (ids == "").mean(), "id_15": (ids == id18_to_15(true)).mean(),
+             "typo": (n_diff == 1).mean(), "transposed": ((n_diff == 2) & adjacent).mean()}
+    assert all(v > 0 for v in kinds.values()), kinds
+    assert 0.08 <= sum(kinds.values()) <= 0.22  # 14% of records by default
+    name, tn = t["name_x"].fillna(""), t["name_y"]
+    dropped = (name.str.len() == tn.str.len() - 1) & (name == tn.str.slice(0, 2))
+    spaced = name.str.replace(" ", "", regex=False).eq(tn) & name.ne(tn)
+    other = name.ne(tn) & ~dropped & ~spaced
+    assert dropped.any() and spaced.any() and other.mean() > 0.03  # homophones and traditional characters
+
+
+def test_monthly_risk_scoring_against_rule(base_store, data, tmp_path):
+    # two months imported: the logit is fitted at the first on one county, scored at the second on the
+    # other, at the rule's capacity; rule and label worked out again from the store and the panel
+    db = _copy(base_store, tmp_path)
+    policy = load_policy()
+    import_month(db, data, M2, base_store[1], policy)
+    res = monthly.compare_risk_with_rule(data, db, 2025, policy)
+    assert res.train_month == M1 and res.train_counties == ["610631"] and res.test_counties == ["610632"]
+    t = res.table.set_index("method")
+    assert list(res.table["month"].unique()) == [M2] and t.loc["rule", "flagged"] == t.loc["logit", "flagged"]
+    panel = pd.read_parquet(data / "panel", filters=[("year", "in", [2024, 2025])])
+    p24, p25 = panel[panel["year"] == 2024], panel[panel["year"] == 2025].set_index("household_id")
+    hh = pd.read_parquet(data / "households").set_index("household_id")
+    at_risk = p24[(p24["county_code"] == "610632") & (p24["register_status"] != "poor")
+                  & p24["income_per_capita"].notna()]["household_id"]
+    # registered households that had not exited by 2024 are not at risk of *returning* (make_labels)
+    reg = hh.loc[at_risk, "registered"].to_numpy() & ~(hh.loc[at_risk, "exit_year"].fillna(9999) <= 2024).to_numpy()
+    at_risk = at_risk[~reg]
+    guar = ["food_clothing_ok", "education_ok", "medical_ok", "housing_ok", "water_ok"]
+    y25 = p25.loc[at_risk]
+    event = (y25["income_per_capita"] < policy.monitoring_line("61", 2025)) | ~y25[guar].astype(bool).all(axis=1)
+    with store.connect_read(db) as con:
+        cases = set(con.execute("SELECT household_id FROM cases WHERE opened_month <= ?", [M2]).df()["household_id"])
+    flagged = at_risk.isin(cases).to_numpy()
+    assert t.loc["rule", "positives"] == int(event.sum()) and t.loc["rule", "flagged"] == int(flagged.sum())
+    assert t.loc["rule", "captured"] == int((event.to_numpy() & flagged).sum())
+    # nothing after the month enters its features
+    last = pd.DataFrame({"household_id": ["h1", "h2"], "county_code": "610632", "village_code": "v",
+                         "register_status": ["exited", "not_registered"], "income_per_capita": [6000.0, 12000.0],
+                         "shock_illness": False, "shock_disaster": False, "shock_job_loss": False, "assistance": 0})
+    ev = pd.DataFrame({"household_id": ["h1", "h1", "h2"], "risk": ["illness", "illness", "asset"],
+                       "severe": [True, True, False], "month": [M1, M2, M2]})
+    f1, f2 = (monthly.monthly_risk_features(last, ev, m, 6000.0) for m in (M1, M2))
+    assert f1.loc["h1", "illness"] == 1 and f2.loc["h1", "illness"] == 2 and f1.loc["h2", "asset"] == 0
+    assert f2.loc["h2", "asset"] == 1 and f1.loc["h1", "exited"] == 1 and f1.loc["h1", "log_income_ratio"] == 0
+
+
+def test_monthly_map_counts_villages_by_hand():
+    from types import SimpleNamespace
+
+    from evalkit.report.monthly import plot_check_map, village_flag_counts
+
+    red = pd.DataFrame({"county_code": "610627", "village_code": ["610627001001", "610627001001", "610627001002",
+                                                                  "610627001001"],
+                        "case_id": ["a", "b", "c", "a"], "overdue": [True, False, False, True]})
+    chk = SimpleNamespace(red_list=red)
+    c = village_flag_counts(chk, "610627").set_index("village_code")
+    assert c.loc["610627001001"].tolist() == [2, 1] and c.loc["610627001002"].tolist() == [1, 0]
+    pts = pd.DataFrame({"village_code": ["610627001001", "610627001002", "610627001003"],
+                        "longitude": [109.3, 109.4, 109.5], "latitude": [36.2, 36.3, 36.25]})
+    fig = plot_check_map(chk, pts, "610627")
+    axes = [a for a in fig.axes if a.get_title()]
+    assert [a.get_title() for a in axes] == [f"{label('mon_red_cases', 'zh')} (3)",
+                                            f"{label('mon_overdue_cases', 'zh')} (1)"]
+    sizes = [sorted(np.asarray(a.collections[-1].get_sizes()).tolist()) for a in axes]
+    assert sizes == [[22.0, 32.0], [22.0]]  # 12 + 10 per case
+
+
+def test_monthly_notebook_runs_in_a_kernel(data, base_store, tmp_path):
+    """The monthly check notebook runs through papermill: inside a Jupyter kernel DuckDB behaves
+    differently (it refuses to change its progress-bar setting without ipywidgets)."""
+    import nbformat
+    import papermill as pm
+
+    nb_dir = Path(__file__).resolve().parents[1] / "notebooks"
+    out = tmp_path / "ledgers"
+    pm.execute_notebook(str(nb_dir / "monthly_check.ipynb"), str(tmp_path / "run.ipynb"),
+                        parameters={"data_dir": str(data), "output_dir": str(out), "month": M2,
+                                    "db_file": str(_copy(base_store, tmp_path)),
+                                    "key_file": str(base_store[1]), "lang": "en"},
+                        cwd=str(nb_dir), progress_bar=False, kernel_name="python3")
+    executed = nbformat.read(tmp_path / "run.ipynb", as_version=4)
+    errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert sorted(p.suffix for p in out.rglob("*.xlsx"))

@@ -137,3 +137,19 @@ def test_counties_by_name_and_comma_string(tmp_path):
     d = synth.generate("demo", seed=3, out=tmp_path, scale=0.02, counties="甘泉县,610630", field_survey=False,
                        policy=load_policy())
     assert sorted(pd.read_parquet(d / "counties.parquet").county_code) == ["610627", "610630"]
+
+
+def test_id_numbers_unique_in_a_large_county():
+    """A county with thousands of people of one birth year used to wrap the sequence number at 1000."""
+    from evalkit.ids import check_digits
+    from evalkit.synth.people import draw_id_numbers
+
+    rng = np.random.default_rng(5)
+    n = 60_000  # ~90 people of each sex per birth date: far beyond the 12 the spread allows
+    male = rng.random(n) < 0.5
+    ids = draw_id_numbers("610102", np.full(n, 1970), male, rng)
+    assert len(set(ids)) == n
+    seq_sex = np.array([int(s[16]) % 2 for s in ids[:2000]])
+    assert (seq_sex == male[:2000]).all()
+    first17 = np.array([s[:17] for s in ids[:2000]])
+    assert (np.char.add(first17, check_digits(first17)) == ids[:2000].astype(str)).all()

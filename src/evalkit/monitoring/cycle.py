@@ -7,6 +7,7 @@ transaction of the store (:mod:`~evalkit.monitoring.store`), with its audit row.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,9 +20,10 @@ from evalkit.errors import InputError
 from evalkit.monitoring import store
 from evalkit.monitoring.cases import MonitoringPolicy, identify, month_end, risk_events
 from evalkit.monitoring.intake import MonthFiles, read_month
-from evalkit.monitoring.linkage import LinkagePolicy, link_records, load_key
+from evalkit.monitoring.linkage import LinkagePolicy, connect, link_records, load_key
 
-__all__ = ["ImportResult", "population", "month_matches", "import_month", "AMOUNT_COLUMNS"]
+__all__ = ["ImportResult", "population", "population_sql", "household_status", "month_matches", "import_month",
+           "AMOUNT_COLUMNS"]
 
 #: The amount column kept of each department table (no personal data).
 AMOUNT_COLUMNS = {"dept_hospital": "out_of_pocket", "dept_assistance": "amount", "dept_disaster": "loss",
@@ -42,8 +44,46 @@ def _glob(data: Path, table: str) -> str:
     return str(data / table / "*.parquet")
 
 
+def _dataset(data: str | Path) -> Path:
+    d = Path(data)
+    if not (d / "members").is_dir() or not (d / "panel").is_dir():
+        raise InputError(f"{d} is not a dataset directory with members/ and panel/ (evalkit generate)")
+    return d
+
+
+def population_sql(data: str | Path) -> str:
+    """A DuckDB query of the persons (:data:`~evalkit.monitoring.linkage.PERSON_COLUMNS`) of a
+    dataset, read from its files where it runs: the population never becomes a Python frame."""
+    d = _dataset(data)
+    return f"""
+        SELECT m.person_id, m.household_id, m.id_number, m.name,
+               substr(m.id_number, 7, 4) || '-' || substr(m.id_number, 11, 2) || '-' || substr(m.id_number, 13, 2)
+                 AS birth_date, h.village_code
+        FROM read_parquet('{_glob(d, "members")}') m
+        JOIN read_parquet('{_glob(d, "households")}') h USING (household_id)"""
+
+
+def household_status(con: duckdb.DuckDBPyConnection, data: str | Path, year: int,
+                     households: list[str] | None = None) -> pd.DataFrame:
+    """The households' last known year before ``year`` (all, or only ``households``).
+
+    Returns household_id, county_code, village_code, register_status, income_per_capita.
+    """
+    d = _dataset(data)
+    panel = f"read_parquet('{_glob(d, 'panel')}')"
+    last = con.execute(f"SELECT max(year) FROM {panel} WHERE year < {int(year)}").fetchall()[0][0]
+    where = ""
+    if households is not None:
+        con.register("_want_hh", pd.DataFrame({"household_id": pd.Series(households, dtype=object)}))
+        where = "AND household_id IN (SELECT household_id FROM _want_hh)"
+    return con.execute(f"""
+        SELECT household_id, county_code, village_code, register_status, income_per_capita FROM {panel}
+        WHERE year = {int(last) if last is not None else -1} {where} ORDER BY household_id""").df()
+
+
 def population(data: str | Path, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Persons (linkage columns) and the households' last known year before ``year`` from a dataset.
+    """Persons (linkage columns) and the households' last known year before ``year`` as frames
+    (for small datasets and studies; the import keeps them in the database, :func:`population_sql`).
 
     Returns
     -------
@@ -51,29 +91,21 @@ def population(data: str | Path, year: int) -> tuple[pd.DataFrame, pd.DataFrame]
         persons: person_id, household_id, id_number, name, birth_date, village_code; status:
         household_id, county_code, village_code, register_status, income_per_capita.
     """
-    d = Path(data)
-    if not (d / "members").is_dir() or not (d / "panel").is_dir():
-        raise InputError(f"{d} is not a dataset directory with members/ and panel/ (evalkit generate)")
-    con = duckdb.connect()
-    persons = con.sql(f"""
-        SELECT m.person_id, m.household_id, m.id_number, m.name,
-               substr(m.id_number, 7, 4) || '-' || substr(m.id_number, 11, 2) || '-' || substr(m.id_number, 13, 2)
-                 AS birth_date, h.village_code
-        FROM read_parquet('{_glob(d, "members")}') m
-        JOIN read_parquet('{_glob(d, "households")}') h USING (household_id)
-        ORDER BY m.person_id""").to_arrow_table().to_pandas(types_mapper=pd.ArrowDtype)
-    status = con.sql(f"""
-        WITH p AS (SELECT * FROM read_parquet('{_glob(d, "panel")}') WHERE year < {int(year)})
-        SELECT household_id, county_code, village_code, register_status, income_per_capita FROM p
-        WHERE year = (SELECT max(year) FROM p) ORDER BY household_id""").to_arrow_table().to_pandas(
-        types_mapper=pd.ArrowDtype)
-    con.close()
+    con = connect()
+    try:
+        persons = con.execute(population_sql(data) + " ORDER BY m.person_id").to_arrow_table().to_pandas(
+            types_mapper=pd.ArrowDtype)
+        status = household_status(con, data, year)
+    finally:
+        con.close()
     return persons, status
 
 
-def month_matches(mf: MonthFiles, persons: pd.DataFrame, key: bytes, lp: LinkagePolicy
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Link every record of the month: (dept_matches rows, review_pairs rows, linkage counts)."""
+def month_matches(mf: MonthFiles, persons: pd.DataFrame | str, key: bytes, lp: LinkagePolicy,
+                  con: duckdb.DuckDBPyConnection | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Link every record of the month: (dept_matches rows, review_pairs rows, linkage counts).
+
+    ``persons`` is a frame or a query (:func:`population_sql`) that ``con`` runs."""
     recs = []
     for t, df in mf.tables.items():
         amount = pd.to_numeric(df[AMOUNT_COLUMNS[t]], errors="coerce") if t in AMOUNT_COLUMNS else np.nan
@@ -83,7 +115,7 @@ def month_matches(mf: MonthFiles, persons: pd.DataFrame, key: bytes, lp: Linkage
                                   "birth_date": df["birth_date"], "village_code": df["village_code"],
                                   "amount": amount, "kind": kind}))
     rec = pd.concat(recs, ignore_index=True)
-    res = link_records(rec, persons, key, lp)
+    res = link_records(rec, persons, key, lp, con)
     m = rec[["record_key", "table_name", "record_id", "amount", "kind"]].merge(res.links, on="record_key", how="left")
     matches = m.assign(month=mf.month)[["month", "table_name", "record_id", "person_id", "household_id",
                                         "match_type", "match_weight", "match_probability", "amount", "kind"]]
@@ -139,7 +171,35 @@ def _cases_update(con: duckdb.DuckDBPyConnection, objs: pd.DataFrame, status: pd
     return {"new_cases": len(new), "reopened": len(reopen), "flags": len(fl)}
 
 
-def import_month(db: str | Path, data: str | Path, month: str, key_path: str | Path, policy: Policy) -> ImportResult:
+class _Ticker:
+    """Seconds since the last tick, by step, into ``out`` (when given)."""
+
+    def __init__(self, out: dict[str, float] | None) -> None:
+        self.out, self.t = out, time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        if self.out is not None:
+            self.out[step] = round(now - self.t, 2)
+        self.t = now
+
+
+def _link_month(mf: MonthFiles, data: str | Path, key: bytes, lp: LinkagePolicy
+                ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], pd.DataFrame, str]:
+    """Links of the month, the linked households' status, and a county code of the dataset."""
+    con = connect()
+    try:
+        matches, review, counts = month_matches(mf, population_sql(data), key, lp, con)
+        status = household_status(con, data, int(mf.month[:4]), list(matches["household_id"].dropna().unique()))
+        county = con.execute(f"SELECT min(county_code) FROM read_parquet('{_glob(Path(data), 'households')}')"
+                             ).fetchall()[0][0]
+    finally:
+        con.close()
+    return matches, review, counts, status, str(county)
+
+
+def import_month(db: str | Path, data: str | Path, month: str, key_path: str | Path, policy: Policy,
+                 timings: dict[str, float] | None = None) -> ImportResult:
     """Import one month of department data into the case store.
 
     Parameters
@@ -153,6 +213,8 @@ def import_month(db: str | Path, data: str | Path, month: str, key_path: str | P
     key_path : path
         Pseudonymization key file (created on first use; keep it outside every output folder).
     policy : Policy
+    timings : dict, optional
+        Receives the seconds of each step (read_files, link, cases_and_store).
 
     Raises
     ------
@@ -161,19 +223,20 @@ def import_month(db: str | Path, data: str | Path, month: str, key_path: str | P
     StoreError
         The month was imported from other files, or a later month is already in the store.
     """
+    tick = _Ticker(timings)
     mf = read_month(data, month)
     sha = mf.content_sha256
     if Path(db).exists():
         with store.connect_read(db) as con:
             if _prior(con, month, sha):
                 return ImportResult(month, True)
+    tick("read_files")
     mp, lp = MonitoringPolicy.from_policy(policy), LinkagePolicy.from_policy(policy)
-    persons, status = population(data, int(month[:4]))
-    matches, review, counts = month_matches(mf, persons, load_key(key_path), lp)
-    mline = policy.monitoring_line(str(status["county_code"].iloc[0])[:2], int(month[:4]))
+    matches, review, counts, status, province = _link_month(mf, data, load_key(key_path), lp)
+    tick("link")
+    mline = policy.monitoring_line(str(province)[:2], int(month[:4]))
     objs = identify(risk_events(matches.rename(columns={"table_name": "table"}), mp), status, mline, mp)
-    hh = set(matches["household_id"].dropna())
-    mh = status[status["household_id"].isin(hh)].assign(month=month, monitoring_line=mline)
+    mh = status.assign(month=month, monitoring_line=mline)
     with store.writing(db) as con:
         _prior(con, month, sha)
         changes = _cases_update(con, objs, status, month, mp)
@@ -182,4 +245,5 @@ def import_month(db: str | Path, data: str | Path, month: str, key_path: str | P
                         "households": store.insert_frame(con, "month_households", mh),
                         **{f"link_{k}": int(v) for k, v in counts.items()}})
         store.record_import(con, "month", month, str(Path(data).resolve().name), mf.sha256, sha, changes)
+    tick("cases_and_store")
     return ImportResult(month, False, changes)

@@ -17,8 +17,8 @@ from evalkit.text import check_lang, label, text
 
 __all__ = ["COLUMN_KEYS", "LEDGER_KEYS", "FILL_IN", "display", "review_sheet", "write_check_ledger",
            "quarter_table", "reasons_table", "plot_quarter", "plot_quarter_map", "ledger_header_map",
-           "county_tables", "closure_table",
-           "select_counties"]
+           "county_tables", "closure_table", "select_counties", "village_flag_counts", "plot_check_map",
+           "risk_table"]
 
 #: Column -> label key of the displayed tables.
 COLUMN_KEYS = {"county_code": "mon_county", "village_code": "mon_village", "household_id": "mon_household",
@@ -32,7 +32,8 @@ COLUMN_KEYS = {"county_code": "mon_county", "village_code": "mon_village", "hous
                "cases": "mon_cases", "opened_month": "mon_opened_month", "month": "mon_closed_month",
                "months_to_closure": "mon_months_to_closure", "row": "mon_row", "reason": "mon_reason",
                "from_state": "mon_from_state", "to_state": "mon_to_state", "red_list": "mon_red_list",
-               "overdue_list": "mon_overdue_list", "suspicions": "mon_suspicions", "missed_poor": "mon_missed_poor"}
+               "overdue_list": "mon_overdue_list", "suspicions": "mon_suspicions", "missed_poor": "mon_missed_poor",
+               "red_cases": "mon_red_cases", "overdue_cases": "mon_overdue_cases"}
 #: Fill-in columns of the review sheet, in order.
 FILL_IN = ("verify_result", "verifier", "verify_date", "rectification", "remark", "decision")
 #: Ledger column -> label key (the review sheet's header row, read back by the workflow).
@@ -200,3 +201,59 @@ def select_counties(check: object, counties: str | list[str] = "all") -> object:
     want = [c.strip() for c in counties.split(",")] if isinstance(counties, str) else [str(c) for c in counties]
     return replace(check, **{k: getattr(check, k)[getattr(check, k)["county_code"].isin(want)].reset_index(drop=True)
                              for k in ("new_cases", "red_list", "overdue", "suspicions", "missed_poor")})
+
+
+def village_flag_counts(check: object, county: str) -> pd.DataFrame:
+    """Per village of ``county``: cases with an open red flag (``red_cases``) and with an overdue one
+    (``overdue_cases``)."""
+    red = check.red_list[check.red_list["county_code"] == county]
+    g = red.groupby("village_code")
+    return pd.DataFrame({"red_cases": g["case_id"].nunique(),
+                         "overdue_cases": red[red["overdue"]].groupby("village_code")["case_id"].nunique()}
+                        ).fillna(0).astype(int).rename_axis("village_code").reset_index()
+
+
+def plot_check_map(check: object, points: pd.DataFrame, county: str, lang: str = "zh"):
+    """Maps of one county's month on its real boundary: villages (points) sized and coloured by cases
+    with an open red flag, and by cases overdue; villages without any as small grey dots.
+
+    ``points``: village_code, longitude, latitude (generated positions on synthetic data).
+    """
+    from evalkit.report.common import new_figure
+    from evalkit.report.province import province_frame, zoom_to
+
+    frame, outline = province_frame([county])
+    own = frame[frame["county_code"] == county]
+    pts = points[points["village_code"].astype(str).str.startswith(county)].merge(
+        village_flag_counts(check, county), on="village_code", how="left").fillna({"red_cases": 0, "overdue_cases": 0})
+    fig, axes = new_figure((10.8, 5.6), 1, 2)
+    for ax, key, colour in zip(axes, ("red_cases", "overdue_cases"), ("#e07b39", "#c0392b")):
+        frame.plot(ax=ax, color="#f2f2f2", edgecolor="#bbbbbb", linewidth=0.4)
+        own.plot(ax=ax, color="white", edgecolor="#444444", linewidth=1.0)
+        outline.plot(ax=ax, color="#888888", linewidth=0.6)
+        zero = pts[pts[key] == 0]
+        ax.scatter(zero["longitude"], zero["latitude"], s=4, color="#bbbbbb", zorder=2)
+        hit = pts[pts[key] > 0]
+        sc = ax.scatter(hit["longitude"], hit["latitude"], s=12 + 10 * hit[key], color=colour, alpha=0.8,
+                        edgecolor="white", linewidth=0.4, zorder=3)
+        if len(hit):
+            sizes = sorted({int(hit[key].min()), int(hit[key].max())})
+            ax.legend(*sc.legend_elements("sizes", num=sizes, func=lambda s: (s - 12) / 10),
+                      title=label(COLUMN_KEYS.get(key, "mon_" + key), lang), fontsize=7, loc="lower left")
+        ax.set_title(f"{label(COLUMN_KEYS.get(key, 'mon_' + key), lang)} ({int(hit[key].sum())})")
+    zoom_to(axes, own, frame)
+    fig.set_layout_engine("tight")
+    return fig
+
+
+def risk_table(table: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
+    """Capture at the monitoring capacity, model vs rule, per held-out month (rows) in ``lang``."""
+    t = table.pivot_table(index="month", columns="method", values=["flagged", "capture", "precision"],
+                          aggfunc="first")
+    out = pd.DataFrame({label("mon_risk_month", lang): t.index,
+                        label("mon_risk_capacity", lang): t[("flagged", "rule")].astype(int).to_numpy(),
+                        label("mon_risk_rule_capture", lang): t[("capture", "rule")].round(3).to_numpy(),
+                        label("mon_risk_model_capture", lang): t[("capture", "logit")].round(3).to_numpy(),
+                        label("mon_risk_rule_precision", lang): t[("precision", "rule")].round(3).to_numpy(),
+                        label("mon_risk_model_precision", lang): t[("precision", "logit")].round(3).to_numpy()})
+    return out

@@ -11,11 +11,14 @@ carry (missing, mistyped or 15-digit IDs, name variants, a wrong village now and
   far more likely the higher the household's true income relative to the monitoring line, plus
   urban residents who are not in the rural population at all.
 
-Each yearly event gets its month from a stream of ``(seed, STREAM, year)``, the month's records
-and noise from ``(seed, STREAM, year, month)``: the existing tables' streams are never touched, so
-the rest of the dataset stays byte-identical. Files are GBK CSV with the Chinese headers of the
-data dictionary (``departments/YYYY-MM/<table>.csv``, what a county office receives); the truth
-of every record (person and household it belongs to) goes to ``departments_truth/YYYY-MM.parquet``.
+The data are generated county by county (the memory of one county at a time, so a 17-million
+person province fits): each county's yearly events get their months from a stream of ``(seed,
+STREAM, year, county)``, its month's records and noise from ``(seed, STREAM, year, month,
+county)``: the existing tables' streams are never touched, so the rest of the dataset stays
+byte-identical. The noise (:data:`NOISE`) and the rate of routine hospital stays are parameters.
+Files are GBK CSV with the Chinese headers of the data dictionary (``departments/YYYY-MM/<table>.csv``,
+what a county office receives); the truth of every record (person and household it belongs to)
+goes to ``departments_truth/YYYY-MM.parquet``.
 """
 from __future__ import annotations
 
@@ -29,22 +32,36 @@ from evalkit.config import Policy
 from evalkit.ids import check_digits
 from evalkit.synth.people import draw_names
 
-__all__ = ["STREAM", "DEPARTMENTS", "NOISE", "department_month", "write_departments", "id18_to_15"]
+__all__ = ["STREAM", "DEPARTMENTS", "NOISE", "ROUTINE_STAY_RATE", "department_month", "write_departments",
+           "id18_to_15", "counties_of"]
 
 #: Constant of the departments' own random streams.
 STREAM = 1313
 #: Department tables (data dictionary names), in writing order.
 DEPARTMENTS = ("dept_hospital", "dept_assistance", "dept_disaster", "dept_dropout", "dept_housing",
                "dept_water", "dept_vehicle", "dept_business", "dept_property", "dept_payroll")
-#: Record noise (shares of records): generator parameters, not policy.
-NOISE = {"id_missing": 0.03, "id_15": 0.03, "id_typo": 0.03, "name_variant": 0.04, "village_wrong": 0.02}
+#: Record noise (shares of records; generator parameters, not policy). IDs: missing, in the old
+#: 15-digit form, one digit mistyped, two adjacent digits transposed; names: a homophone of a
+#: given-name character (同音字), traditional characters (繁体), a given-name character missing,
+#: a stray space; a wrong village code; a birth date with day and month swapped or a day off.
+NOISE = {"id_missing": 0.05, "id_15": 0.04, "id_typo": 0.03, "id_transposed": 0.02,
+         "name_homophone": 0.04, "name_traditional": 0.03, "name_missing_char": 0.02, "name_space": 0.01,
+         "village_wrong": 0.03, "birth_date_wrong": 0.02}
+#: Routine hospital stays (any person, small bills) per person and month: about 19% of rural
+#: residents are admitted once a year (assumption in line with national inpatient rates).
+ROUTINE_STAY_RATE = 0.016
 #: Share of department records about urban residents outside the rural population.
 _URBAN = {"dept_hospital": 0.3, "dept_vehicle": 1.5, "dept_business": 1.0, "dept_property": 1.5,
           "dept_payroll": 2.0}
 #: Yearly probability of an asset record: logistic(a + b * ln(true income / monitoring line)).
 _ASSET = {"dept_vehicle": (-4.2, 1.6), "dept_business": (-5.0, 1.5), "dept_property": (-5.2, 1.6),
           "dept_payroll": (-5.5, 1.6)}
-_VARIANT = str.maketrans("伟芳娜敏静丽强磊军洋勇艳杰娟涛明", "玮芬那民菁莉蔷雷君阳永燕洁涓滔铭")
+#: Same-sounding characters of the given-name pool (同音字).
+_HOMOPHONE = str.maketrans("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英华平刚桂兰玉霞建国文辉力永红梅志林海燕春金凤云鹏宇浩东亮琴斌兵晶飞荣新利清波宁俊峰健凯德成亚",  # noqa: E501
+                           "玮方那民菁莉蔷垒君阳永燕洁涓滔铭潮绣莹桦萍钢贵岚钰侠健果雯晖立勇宏玫智琳凯艳椿锦峰芸朋雨皓冬靓芹彬冰菁菲蓉鑫莉青博柠骏锋建铠得诚娅")  # noqa: E501
+#: Simplified -> traditional characters of the name pools (繁体).
+_TRADITIONAL = str.maketrans("伟丽强军杰涛华刚兰国辉红凤云鹏东飞荣宁凯亚张刘陈杨赵吴马郑谢韩冯邓许苏叶吕卢钟谭陆贾韦邹龙贺顾龚万钱严汤罗孙",  # noqa: E501
+                             "偉麗強軍傑濤華剛蘭國輝紅鳳雲鵬東飛榮寧凱亞張劉陳楊趙吳馬鄭謝韓馮鄧許蘇葉呂盧鍾譚陸賈韋鄒龍賀顧龔萬錢嚴湯羅孫")  # noqa: E501
 
 
 def id18_to_15(ids: pd.Series) -> pd.Series:
@@ -52,25 +69,43 @@ def id18_to_15(ids: pd.Series) -> pd.Series:
     return ids.str.slice(0, 6) + ids.str.slice(8, 17)
 
 
-def _people(data_dir: Path, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Members (with village and birth date) and the households' year (panel + truth) of ``year``."""
+def _people(data_dir: Path, year: int, county: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Members (with village and birth date) and the households' year (panel + truth) of ``year``
+    (of one county when given: the county's files, or the rows of it)."""
+    def read(table: str, **kw) -> pd.DataFrame:
+        f = data_dir / table / f"{county}.parquet"
+        if county is not None and f.exists():
+            return pd.read_parquet(f, **kw)
+        df = pd.read_parquet(data_dir / table, **kw)
+        if county is not None and "county_code" in df:
+            df = df[df["county_code"].astype(str) == county]
+        return df
+
     cols = ["person_id", "household_id", "name", "id_number", "sex", "birth_year"]
-    mem = pd.read_parquet(data_dir / "members", columns=cols)
-    hh = pd.read_parquet(data_dir / "households", columns=["household_id", "village_code", "county_code",
-                                                            "registered", "poverty_type"])
-    panel = pd.read_parquet(data_dir / "panel", filters=[("year", "==", year)],
-                            columns=["household_id", "shock_illness", "shock_disaster", "register_status"])
-    truth = pd.read_parquet(data_dir / "truth", filters=[("year", "==", year)])
-    hy = hh.merge(panel, on="household_id").merge(truth.drop(columns=["year", "county_code"]), on="household_id")
+    hh = read("households", columns=["household_id", "village_code", "county_code", "registered", "poverty_type"])
+    mem = read("members", columns=cols)
+    if county is not None:
+        mem = mem[mem["household_id"].isin(hh["household_id"])]
+    panel = read("panel", filters=[("year", "==", year)],
+                 columns=["household_id", "county_code", "shock_illness", "shock_disaster", "register_status"])
+    truth = read("truth", filters=[("year", "==", year)])
+    hy = hh.merge(panel.drop(columns="county_code"), on="household_id").merge(
+        truth.drop(columns=["year", "county_code"]), on="household_id")
     hy = hy.sort_values("household_id", kind="stable").reset_index(drop=True)
     mem = mem.merge(hh[["household_id", "village_code"]], on="household_id").sort_values("person_id", kind="stable")
     mem["birth_date"] = pd.to_datetime(mem["id_number"].str.slice(6, 14), format="%Y%m%d")
     return mem.reset_index(drop=True), hy
 
 
-def _event_months(hy: pd.DataFrame, seed: int, year: int) -> dict[str, np.ndarray]:
+def counties_of(data_dir: str | Path) -> list[str]:
+    """County codes of a dataset, sorted."""
+    hh = pd.read_parquet(Path(data_dir) / "households", columns=["county_code"])
+    return sorted(hh["county_code"].astype(str).unique())
+
+
+def _event_months(hy: pd.DataFrame, seed: int, year: int, county: int) -> dict[str, np.ndarray]:
     """Month (1-12) of each household's yearly event per department; 0 = no event this year."""
-    rng = np.random.default_rng([seed, STREAM, year])
+    rng = np.random.default_rng([seed, STREAM, year, county])
     n = len(hy)
     mline_ratio = hy["true_income_per_capita"].to_numpy() / max(float(hy["mline"].iloc[0]), 1.0)
     events = {
@@ -152,29 +187,65 @@ def _urban_people(n: int, county_codes: np.ndarray, year: int, rng: np.random.Ge
                                     ).astype(object)})
 
 
-def _noisy(rec: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """Apply the exchange noise of :data:`NOISE` to ID numbers, names and village codes."""
+def _edit_ids(ids: np.ndarray, rng: np.random.Generator, transpose: bool) -> np.ndarray:
+    """18-character IDs with one digit of the date or sequence part changed, or two adjacent
+    digits of it swapped (``transpose``); whole arrays of characters, no loop over records."""
+    n = len(ids)
+    if n == 0:
+        return ids
+    ch = np.array(ids.astype("U18")).view("U1").reshape(n, 18).copy()
+    pos = rng.integers(6, 16 if transpose else 17, n)
+    r = np.arange(n)
+    if transpose:
+        a, b = ch[r, pos].copy(), ch[r, pos + 1].copy()
+        same = a == b  # swapping equal digits changes nothing: mistype one instead
+        ch[r, pos], ch[r, pos + 1] = b, a
+        ch[r[same], pos[same]] = ((ch[r[same], pos[same]].astype(int) + 1) % 10).astype(str)
+    else:
+        ch[r, pos] = ((ch[r, pos].astype(int) + rng.integers(1, 10, n)) % 10).astype(str)
+    return ch.view("U18").ravel().astype(object)
+
+
+def _name_noise(names: pd.Series, rng: np.random.Generator, noise: dict[str, float]) -> pd.Series:
+    """Names with homophones, traditional characters, a missing given-name character or a space."""
+    u = rng.random(len(names))
+    cuts = np.cumsum([noise["name_homophone"], noise["name_traditional"], noise["name_missing_char"],
+                      noise["name_space"]])
+    kind = np.searchsorted(cuts, u, side="right")  # 0..3 = the noises above, 4 = none
+    homo = names.str.slice(0, 1) + names.str.slice(1).str.translate(_HOMOPHONE)
+    trad = names.str.translate(_TRADITIONAL)
+    # a given-name character dropped from three-character names; two-character names get a homophone
+    short = names.str.len() >= 3
+    drop = (names.str.slice(0, 2)).where(short, homo)
+    space = names.str.slice(0, 1) + " " + names.str.slice(1)
+    out = np.select([kind == 0, kind == 1, kind == 2, kind == 3], [homo, trad, drop, space], names)
+    return pd.Series(out, index=names.index, dtype=object)
+
+
+def _noisy(rec: pd.DataFrame, rng: np.random.Generator, noise: dict[str, float]) -> pd.DataFrame:
+    """Apply the exchange noise (:data:`NOISE` shares) to ID numbers, names, villages, birth dates."""
     n = len(rec)
     ids = rec["id_number"].astype(object).to_numpy().copy()
     u = rng.random(n)
-    c1, c2, c3 = NOISE["id_missing"], NOISE["id_missing"] + NOISE["id_15"], sum(
-        NOISE[k] for k in ("id_missing", "id_15", "id_typo"))
-    s = pd.Series(ids, dtype=object).astype(str)
-    pos = rng.integers(6, 17, n)  # a typo in the birth date or sequence part
-    digit = rng.integers(0, 10, n).astype(str)
-    typo = np.array([x[:p] + d + x[p + 1:] for x, p, d in zip(s[(u >= c2) & (u < c3)], pos[(u >= c2) & (u < c3)],
-                                                                digit[(u >= c2) & (u < c3)])], dtype=object)
-    ids[(u >= c2) & (u < c3)] = typo if len(typo) else ids[(u >= c2) & (u < c3)]
-    ids[(u >= c1) & (u < c2)] = id18_to_15(s[(u >= c1) & (u < c2)]).to_numpy()
-    ids[u < c1] = None
-    names = rec["name"].astype(str)
-    variant = rng.random(n) < NOISE["name_variant"]
-    names = names.where(~variant, names.str.translate(_VARIANT).where(
-        names.str.translate(_VARIANT) != names, names + " "))
-    vil = rec["village_code"].astype(str).to_numpy().copy()
-    wrong = rng.random(n) < NOISE["village_wrong"]
-    vil[wrong] = np.array([v[:9] + f"{(int(v[9:]) % 30) + 1:03d}" for v in vil[wrong]], dtype=object)
-    return rec.assign(id_number=ids, name=names.to_numpy(), village_code=vil)
+    cuts = np.cumsum([noise["id_missing"], noise["id_15"], noise["id_typo"], noise["id_transposed"]])
+    kind = np.searchsorted(cuts, u, side="right")
+    for k, transpose in ((2, False), (3, True)):
+        ids[kind == k] = _edit_ids(ids[kind == k], rng, transpose)
+    ids[kind == 1] = id18_to_15(pd.Series(ids[kind == 1], dtype=object)).to_numpy()
+    ids[kind == 0] = None
+    names = _name_noise(rec["name"].astype(str), rng, noise)
+    vil = rec["village_code"].astype(str)
+    wrong = rng.random(n) < noise["village_wrong"]
+    other = vil.str.slice(0, 9) + ((vil.str.slice(9).astype(int) % 30) + 1).astype(str).str.zfill(3)
+    bd = pd.to_datetime(rec["birth_date"])
+    bad = rng.random(n) < noise["birth_date_wrong"]
+    swapped = pd.to_datetime((bd.dt.year * 10000 + bd.dt.day * 100 + bd.dt.month).astype(str), format="%Y%m%d",
+                             errors="coerce")
+    off = bd + pd.to_timedelta(np.where(rng.random(n) < 0.5, 1, -1), unit="D")
+    # day and month swapped where that is a date (day <= 12 and differs), else a day off
+    wrong_bd = swapped.where(swapped.notna() & (swapped != bd), off)
+    return rec.assign(id_number=ids, name=names.to_numpy(), village_code=vil.where(~wrong, other).to_numpy(),
+                      birth_date=bd.where(~bad, wrong_bd))
 
 
 def _dept_records(dept: str, hh_idx: np.ndarray, mem: pd.DataFrame, hy: pd.DataFrame, month: int, year: int,
@@ -213,8 +284,36 @@ def _assistance(ev: dict[str, np.ndarray], mem: pd.DataFrame, hy: pd.DataFrame, 
     return out.assign(assistance_kind=kinds, amount=amount.astype(float))
 
 
+def _record_ids(dept: str, year: int, month: int, start: int, n: int) -> np.ndarray:
+    """``DDYYYYMM`` + a 7-digit running number from ``start`` (unique within the month's file)."""
+    seq = pd.Series(start + np.arange(n)).astype(str).str.zfill(7)
+    return (f"{DEPARTMENTS.index(dept):02d}{year}{month:02d}" + seq).to_numpy(dtype=object)
+
+
+def _county_month(mem: pd.DataFrame, hy: pd.DataFrame, month: str, seed: int, county: str,
+                  noise: dict[str, float], routine_rate: float) -> dict[str, pd.DataFrame]:
+    """Every department's records of one county and month (canonical columns, no record_id)."""
+    year, m = int(month[:4]), int(month[5:7])
+    ev = _event_months(hy, seed, year, int(county))
+    rng = np.random.default_rng([seed, STREAM, year, m, int(county)])
+    out = {}
+    for dept in DEPARTMENTS:
+        if dept == "dept_assistance":
+            rec = _assistance(ev, mem, hy, m, year, rng)
+        else:
+            idx = np.flatnonzero(ev[dept] == m)
+            sev = np.ones(len(idx), bool) if dept == "dept_hospital" else None
+            rec = _dept_records(dept, idx, mem, hy, m, year, rng, sev)
+            if dept == "dept_hospital":  # routine stays of anyone, small bills
+                extra = rng.choice(len(hy), min(len(hy), int(round(routine_rate * len(mem)))), replace=False)
+                rec = pd.concat([rec, _dept_records(dept, np.sort(extra), mem, hy, m, year, rng)], ignore_index=True)
+        out[dept] = _noisy(rec.reset_index(drop=True), rng, noise)
+    return out
+
+
 def department_month(data_dir: str | Path, month: str, seed: int, policy: Policy,
-                     people: tuple[pd.DataFrame, pd.DataFrame] | None = None
+                     people: dict[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None,
+                     noise: dict[str, float] | None = None, routine_stay_rate: float = ROUTINE_STAY_RATE
                      ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Every department's records of ``month`` ('YYYY-MM') in canonical columns, and their truth.
 
@@ -227,8 +326,13 @@ def department_month(data_dir: str | Path, month: str, seed: int, policy: Policy
         The dataset's seed.
     policy : Policy
         Monitoring lines (assets depend on true income relative to them).
-    people : tuple, optional
-        ``(members, household-year)`` of the month's year, to reuse across months.
+    people : dict, optional
+        county -> ``(members, household-year)`` of the month's year, to reuse across months
+        (default: read county by county).
+    noise : dict, optional
+        Shares of :data:`NOISE` to override.
+    routine_stay_rate : float
+        Routine hospital stays per person and month.
 
     Returns
     -------
@@ -237,23 +341,17 @@ def department_month(data_dir: str | Path, month: str, seed: int, policy: Policy
         person_id, household_id`` (null for urban residents).
     """
     year, m = int(month[:4]), int(month[5:7])
-    mem, hy = people or _people(Path(data_dir), year)
-    hy = hy.assign(mline=policy.monitoring_line(str(hy["county_code"].iloc[0])[:2], year))
-    ev = _event_months(hy, seed, year)
-    rng = np.random.default_rng([seed, STREAM, year, m])
+    nz = {**NOISE, **(noise or {})}
+    parts: dict[str, list[pd.DataFrame]] = {d: [] for d in DEPARTMENTS}
+    for county in counties_of(data_dir):
+        mem, hy = (people or {}).get(county) or _people(Path(data_dir), year, county)
+        hy = hy.assign(mline=policy.monitoring_line(county[:2], year))
+        for dept, rec in _county_month(mem, hy, month, seed, county, nz, routine_stay_rate).items():
+            parts[dept].append(rec)
     tables, truth = {}, []
     for dept in DEPARTMENTS:
-        if dept == "dept_assistance":
-            rec = _assistance(ev, mem, hy, m, year, rng)
-        else:
-            idx = np.flatnonzero(ev[dept] == m)
-            sev = np.ones(len(idx), bool) if dept == "dept_hospital" else None
-            rec = _dept_records(dept, idx, mem, hy, m, year, rng, sev)
-            if dept == "dept_hospital":  # routine stays of anyone, small costs
-                extra = rng.choice(len(hy), int(0.004 * len(hy)), replace=False)
-                rec = pd.concat([rec, _dept_records(dept, np.sort(extra), mem, hy, m, year, rng)], ignore_index=True)
-        rec = _noisy(rec.reset_index(drop=True), rng)
-        rec.insert(0, "record_id", [f"{DEPARTMENTS.index(dept):02d}{year}{m:02d}{i:07d}" for i in range(len(rec))])
+        rec = pd.concat(parts[dept], ignore_index=True)
+        rec.insert(0, "record_id", _record_ids(dept, year, m, 0, len(rec)))
         truth.append(pd.DataFrame({"table": dept, "record_id": rec["record_id"], "person_id": rec["person_id"],
                                    "household_id": rec["household_id"]}))
         cols = ["record_id"] + [c for c in dictionary.table(dept).names if c != "record_id"]
@@ -263,8 +361,13 @@ def department_month(data_dir: str | Path, month: str, seed: int, policy: Policy
     return tables, pd.concat(truth, ignore_index=True)
 
 
-def write_departments(data_dir: str | Path, months: list[str], seed: int, policy: Policy) -> list[Path]:
+def write_departments(data_dir: str | Path, months: list[str], seed: int, policy: Policy,
+                      noise: dict[str, float] | None = None, routine_stay_rate: float = ROUTINE_STAY_RATE,
+                      out_dir: str | Path | None = None) -> list[Path]:
     """Write ``departments/YYYY-MM/<table>.csv`` (GBK, Chinese headers) and the records' truth.
+
+    ``out_dir`` (default ``data_dir``) receives ``departments/`` and ``departments_truth/``, so a
+    read-only dataset can get department files elsewhere.
 
     Returns
     -------
@@ -274,20 +377,19 @@ def write_departments(data_dir: str | Path, months: list[str], seed: int, policy
     from evalkit.synth.dataset import write_parquet
 
     data_dir = Path(data_dir)
-    written, cache = [], {}
+    out_dir = Path(out_dir) if out_dir is not None else data_dir
+    written = []
     for month in months:
-        year = int(month[:4])
-        if year not in cache:
-            cache = {year: _people(data_dir, year)}
-        tables, truth = department_month(data_dir, month, seed, policy, people=cache[year])
-        d = data_dir / "departments" / month
+        tables, truth = department_month(data_dir, month, seed, policy, noise=noise,
+                                         routine_stay_rate=routine_stay_rate)
+        d = out_dir / "departments" / month
         d.mkdir(parents=True, exist_ok=True)
         for t, df in tables.items():
             spec = dictionary.table(t)
             out = df.rename(columns={c.name: c.zh for c in spec.columns})
             out.to_csv(d / f"{t}.csv", index=False, encoding="gbk")
             written.append(d / f"{t}.csv")
-        tp = data_dir / "departments_truth" / f"{month}.parquet"
+        tp = out_dir / "departments_truth" / f"{month}.parquet"
         write_parquet(truth, tp)
         written.append(tp)
     return written

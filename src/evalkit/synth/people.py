@@ -55,6 +55,15 @@ def draw_id_numbers(county_code: str, birth_year: np.ndarray, male: np.ndarray,
     rank = grp.groupby(grp).cumcount().to_numpy()
     seqn = (rng.integers(0, 40, n_p) * 2 + rank * 2 * 40) % 1000
     seqn = seqn - (seqn % 2) + male.astype(int)
+    # The spread above wraps at 1000 once a county has more than 12 people of one sex born the same
+    # day (large counties); only groups that collide get plain consecutive numbers instead, so IDs
+    # that were already unique do not change.
+    key = pd.Series(bdate * 2000 + seqn)
+    clash = grp.isin(grp[key.duplicated(keep=False).to_numpy()]).to_numpy()
+    if clash.any():
+        if rank[clash].max() >= 500:
+            raise ValueError(f"county {county_code}: more than 500 people of one sex share a birth date")
+        seqn[clash] = rank[clash] * 2 + male[clash].astype(int)
     first17 = np.char.add(np.char.add(county_code, bdate.astype(str)), np.char.zfill(seqn.astype(str), 3))
     return np.char.add(first17, check_digits(first17)).astype(object)
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from evalkit.config import Policy
@@ -35,7 +37,9 @@ from evalkit.report.monthly import (
 from evalkit.text import label
 
 __all__ = ["MonthlyRun", "default_key_path", "ensure_departments", "run_monthly", "write_monthly_outputs",
-           "run_quarterly", "write_quarterly_outputs", "read_review_ledger", "review_ledger", "check_only"]
+           "run_quarterly", "write_quarterly_outputs", "read_review_ledger", "review_ledger", "check_only",
+           "RiskComparison", "RISK_FEATURES", "monthly_risk_features", "compare_risk_with_rule", "village_points",
+           "risk_comparison_or_none", "quarter_months"]
 
 
 @dataclass
@@ -172,3 +176,172 @@ def review_ledger(ledger: str | Path, db: str | Path, month: str | None = None) 
             raise InputError(f"{db} holds no imported month")
         month = str(done["month"].max())
     return apply_review(db, df, Path(ledger).name, sha, check_month(month))
+
+
+# -- monthly risk scoring against the rule ------------------------------------------------------
+
+_EVENT_RISKS = ("illness", "disaster", "schooling", "housing", "water", "rigid_expenditure")
+_GUARANTEE_EVENTS = ("schooling", "housing", "water")
+#: Features of the logit known at the end of a month: last year's panel row and the month-to-date
+#: department events. A failing guarantee (dropout, dangerous house, water outage) is an event by
+#: the label's own definition and separates the classes: such households rank first instead.
+RISK_FEATURES = ("log_income_ratio", "exited", "shock_illness", "shock_disaster", "shock_job_loss", "assistance",
+                 "severe", "illness", "disaster", "rigid_expenditure", "asset")
+
+
+@dataclass
+class RiskComparison:
+    """Capture at the monitoring capacity, model vs rule, on held-out counties and months.
+
+    ``table``: month, method (rule / logit), flagged, positives, captured, capture, precision;
+    the capacity of a month is the number of households the rule flags by then.
+    """
+
+    year: int
+    train_month: str
+    train_counties: list[str]
+    test_counties: list[str]
+    table: pd.DataFrame
+    converged: bool = True
+
+
+def _store_events(db: str | Path, months: list[str], policy: Policy) -> pd.DataFrame:
+    """Linked events of ``months`` from the store: household_id, month, risk (assets as 'asset'), severe."""
+    from evalkit.monitoring.cases import ASSETS, MonitoringPolicy, risk_events
+
+    with store.connect_read(db) as con:
+        con.register("_months", pd.DataFrame({"month": months}))
+        m = con.execute("SELECT month, table_name AS \"table\", household_id, amount, kind FROM dept_matches "
+                        "WHERE household_id IS NOT NULL AND month IN (SELECT month FROM _months)").df()
+    ev = risk_events(m, MonitoringPolicy.from_policy(policy))
+    ev = ev.assign(month=m.loc[ev.index, "month"].to_numpy())
+    a = m[m["table"].isin(list(ASSETS))]
+    assets = pd.DataFrame({"household_id": a["household_id"], "risk": "asset", "severe": False, "month": a["month"]})
+    return pd.concat([ev, assets], ignore_index=True)
+
+
+def monthly_risk_features(last_year: pd.DataFrame, events: pd.DataFrame, month: str, mline: float) -> pd.DataFrame:
+    """Features of each household known at the end of ``month`` (:data:`RISK_FEATURES`).
+
+    ``last_year``: the households' panel rows of the year before (household_id, county_code,
+    village_code, register_status, income_per_capita, shock_illness, shock_disaster, shock_job_loss,
+    assistance); ``events``: :func:`_store_events` rows. Only events dated up to ``month`` enter.
+    """
+    e = events[events["month"] <= month]
+    cnt = pd.crosstab(e["household_id"], e["risk"]).reindex(columns=[*_EVENT_RISKS, "asset"], fill_value=0)
+    f = last_year.set_index("household_id").join(cnt).join(e.groupby("household_id")["severe"].any())
+    f[[*_EVENT_RISKS, "asset"]] = f[[*_EVENT_RISKS, "asset"]].fillna(0).clip(upper=3)
+    f["severe"] = f["severe"].fillna(False).astype(float)
+    f["log_income_ratio"] = np.log(np.maximum(f["income_per_capita"].astype(float), 1.0) / mline)
+    f["exited"] = f["register_status"].isin(["exited", "monitored"]).astype(float)
+    for c in ("shock_illness", "shock_disaster", "shock_job_loss", "assistance"):
+        f[c] = f[c].astype(float)
+    return f
+
+
+def _risk_inputs(data_dir: Path, year: int, policy: Policy) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Last year's panel rows of the households at risk (not poor) and their labels (event in ``year``)."""
+    from evalkit.risk import make_labels
+
+    panel = pd.read_parquet(data_dir / "panel", filters=[("year", ">=", year - 1), ("year", "<=", year)])
+    hh = pd.read_parquet(data_dir / "households")
+    lab = make_labels(panel, hh, policy, population="both")
+    lab = lab[lab["year"] == year - 1][["household_id", "label"]]
+    cols = ["household_id", "county_code", "village_code", "register_status", "income_per_capita",
+            "shock_illness", "shock_disaster", "shock_job_loss", "assistance"]
+    last = panel[(panel["year"] == year - 1) & (panel["register_status"] != "poor")][cols]
+    last = last[last["income_per_capita"].notna()].astype({"household_id": str, "county_code": str})
+    return last.merge(lab.astype({"household_id": str}), on="household_id"), lab
+
+
+def _flag_rows(month: str, method: str, flagged: np.ndarray, y: np.ndarray) -> dict:
+    cap = int((flagged & y).sum())
+    return {"month": month, "method": method, "flagged": int(flagged.sum()), "positives": int(y.sum()),
+            "captured": cap, "capture": cap / max(int(y.sum()), 1), "precision": cap / max(int(flagged.sum()), 1)}
+
+
+def compare_risk_with_rule(data_dir: str | Path, db: str | Path, year: int, policy: Policy,
+                           upto: str | None = None) -> RiskComparison:
+    """Score households monthly from what is known at each month and compare with the rule.
+
+    What is known at the end of month M of ``year``: the panel of ``year - 1`` and the department
+    events of the imported months up to M (the store). The rule flags the households that became
+    monitoring cases by M; a logit (:class:`evalkit.risk.LogitModel`) is fitted on every other
+    county at the middle imported month (label: the risk package's event in ``year``,
+    :func:`evalkit.risk.make_labels`) and flags, on the *other* counties and the *later* months,
+    as many households as the rule (the same monitoring capacity). ``upto``: the last month to use.
+
+    Raises
+    ------
+    InputError
+        Fewer than two months of ``year`` imported, or fewer than two counties.
+    """
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    from evalkit.risk import LogitModel
+
+    with store.connect_read(db) as con:
+        done = store.imported(con, "month")
+        cases = con.execute("SELECT household_id, opened_month FROM cases").df()
+    months = sorted(m for m in done["month"].unique() if m.startswith(f"{int(year)}-") and (not upto or m <= upto))
+    if len(months) < 2:
+        raise InputError(f"{db}: monthly risk scoring needs two months of {year} imported ({len(months)} found)")
+    last, _ = _risk_inputs(Path(data_dir), int(year), policy)
+    counties = sorted(last["county_code"].unique())
+    if len(counties) < 2:
+        raise InputError("monthly risk scoring needs two counties (train on some, test on the others)")
+    train_c, test_c = counties[::2], counties[1::2]
+    events = _store_events(db, months, policy)
+    mline = policy.monitoring_line(counties[0][:2], int(year))
+    train_m = months[(len(months) - 1) // 2]
+    f = monthly_risk_features(last, events, train_m, mline)
+    tr = f[f["county_code"].isin(train_c)]
+    with warnings.catch_warnings():
+        # reported as ``converged`` instead: a statsmodels warning would put English in the report
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = LogitModel(features=list(RISK_FEATURES), cluster=None).fit(tr, tr["label"].to_numpy())
+    rows = []
+    for m in (x for x in months if x > train_m):
+        te = monthly_risk_features(last, events, m, mline)
+        te = te[te["county_code"].isin(test_c)]
+        y = te["label"].to_numpy(dtype=bool)
+        rule = te.index.isin(cases.loc[cases["opened_month"] <= m, "household_id"])
+        score = model.predict_proba(te)[:, 1] + (te[list(_GUARANTEE_EVENTS)].sum(axis=1) > 0).to_numpy()
+        flag = np.zeros(len(te), bool)
+        flag[np.argsort(-score, kind="stable")[:int(rule.sum())]] = True
+        rows += [_flag_rows(m, "rule", rule, y), _flag_rows(m, "logit", flag, y)]
+    return RiskComparison(int(year), train_m, train_c, test_c, pd.DataFrame(rows),
+                          bool(model.result_.mle_retvals.get("converged", True)))
+
+
+def risk_comparison_or_none(data_dir: str | Path, db: str | Path, month: str, policy: Policy
+                            ) -> RiskComparison | None:
+    """:func:`compare_risk_with_rule` for the year of ``month`` up to it; None until two months are in."""
+    with store.connect_read(db) as con:
+        done = store.imported(con, "month")
+    if ((done["month"] >= f"{month[:4]}-01") & (done["month"] <= month)).sum() < 2:
+        return None
+    return compare_risk_with_rule(data_dir, db, int(month[:4]), policy, upto=month)
+
+
+def village_points(data_dir: str | Path, counties: list[str]) -> pd.DataFrame:
+    """Village positions (village_code, longitude, latitude) of ``counties`` for the monthly map:
+    the dataset's ``village_indicators`` coordinates when it has them, else points drawn inside each
+    county's real boundary from a fixed stream (illustrative positions, like the generator's)."""
+    d = Path(data_dir)
+    ind = d / "village_indicators.parquet"
+    if ind.exists():
+        v = pd.read_parquet(ind, columns=["village_code", "longitude", "latitude"]).drop_duplicates("village_code")
+        v = v[v["village_code"].astype(str).str[:6].isin(counties)]
+        if len(v) and v["longitude"].notna().all():
+            return v.reset_index(drop=True)
+    from evalkit.synth.village_indicators import village_points as draw
+
+    vil = pd.read_parquet(d / "villages.parquet", columns=["village_code", "county_code"])
+    parts = []
+    for c in counties:
+        codes = np.sort(vil.loc[vil["county_code"].astype(str) == c, "village_code"].astype(str).to_numpy())
+        lon, lat = draw(c, len(codes), np.random.default_rng([13_13, int(c)]))
+        parts.append(pd.DataFrame({"village_code": codes, "longitude": lon, "latitude": lat}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["village_code", "longitude",
+                                                                                      "latitude"])
