@@ -565,3 +565,63 @@ def test_exit_results_are_read_through_exit_result(tmp_path):
     assert "610631 黄龙县" in en[3] and "borderline" in en[3] and "2.50% [1.50%, 4.50%]" in en[3]
     zh = summary_text(tmp_path, "zh")
     assert "临界" in zh and "通过" in zh and "综合贫困发生率" in zh
+
+
+# ---------------------------------------------------------------------------------------------
+# Province scale: names for masking read column-wise, one Masker per process, a deferred import
+
+
+def test_member_names_are_the_names_the_loader_reads(data, tmp_path):
+    from evalkit.data import load_dataset
+    from evalkit.privacy import known_names
+    from evalkit.runner.plan import member_names
+
+    d = Path(shutil.copytree(data, tmp_path / "mixed"))
+    # one partition under the Chinese header with padded names, an ASCII name and a lone character;
+    # another as CSV (read as the loader reads it), with a row whose person number cannot be parsed
+    a = pd.read_parquet(d / "members" / "610627.parquet")
+    a.loc[0, "name"], a.loc[1, "name"], a.loc[2, "name"] = "  欧阳修文\u3000", "Ann Lee", "王"
+    a.rename(columns={"name": "姓名"}).to_parquet(d / "members" / "610627.parquet", index=False)
+    b = pd.read_parquet(d / "members" / "610631.parquet")
+    b.loc[0, "person_id"], b.loc[0, "name"] = "not-a-number", "司马光明"
+    (d / "members" / "610631.parquet").unlink()
+    b.to_csv(d / "members" / "610631.csv", index=False)
+    ds = load_dataset(d, tables=["members"], validate=False)
+    want = known_names(*[t["name"] for t in (ds.tables["members"], ds.quarantine.get("members")) if t is not None])
+    got = member_names(d)
+    assert got == want
+    assert "欧阳修文" in got and "司马光明" in got and "Ann Lee" not in got and "王" not in got
+    assert len(got) == len(set(got)) > 100 and [len(n) for n in got] == sorted((len(n) for n in got), reverse=True)
+    assert member_names(tmp_path / "nothing") == []
+
+
+def test_one_masker_per_process_and_it_travels_pickled(data):
+    import pickle
+
+    from evalkit.privacy import Masker
+    from evalkit.runner.execute import masker_for
+    from evalkit.runner.plan import member_names
+
+    names = member_names(data)
+    m = masker_for(names)
+    assert masker_for(list(names)) is m and masker_for(names[:-1]) is not m
+    text = f"户主{names[0]}，成员{names[-1]}，身份证 610627199001011234"
+    masked = m.text(text)
+    assert names[0] not in masked and names[-1] not in masked and "610627199001011234" not in masked
+    assert pickle.loads(pickle.dumps(m)).text(text) == masked == Masker(names).text(text)
+
+
+def test_the_iri_check_of_jsonschema_is_deferred_not_lost():
+    code = (
+        "import sys, evalkit.runner, papermill\n"
+        "stand_in = getattr(sys.modules.get('rfc3987_syntax'), '__evalkit_deferred__', False)\n"
+        "import jsonschema\n"
+        "fc = jsonschema.FormatChecker()\n"
+        "print(stand_in, fc.conforms('http://例子.测试/路径?q=1', 'iri'), fc.conforms('ht tp://x', 'iri'),\n"
+        "      fc.conforms('a b', 'iri-reference'), fc.conforms('../路径', 'iri-reference'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    installed = subprocess.run([sys.executable, "-c", "import rfc3987_syntax"], capture_output=True).returncode == 0
+    # with the package installed: papermill did not import it, and the checks give its answers
+    assert out.stdout.split() == ([str(installed), "True", "False", "False", "True"] if installed else
+                                  ["False", "True", "True", "True", "True"])

@@ -305,9 +305,11 @@ def test_validate_with_enospc_injected_at_the_write_leaves_nothing_truncated(dat
 
 def test_a_closed_pipe_ends_quietly(data, tmp_path):
     bad = _bad_dataset(data, tmp_path / "bad", n_bad=200)
-    cmd = f"{sys.executable} -m evalkit.cli validate {bad} --out {tmp_path / 'q'} | head -1"
+    # The reader is gone before evalkit writes (Python takes far longer to start than `true`), so the
+    # write always meets a closed pipe; `| head -1` raced: 5 KB fit in the pipe before head exited.
+    cmd = f"{sys.executable} -m evalkit.cli validate {bad} --out {tmp_path / 'q'} | true"
     r = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], capture_output=True, text=True, timeout=120)
-    assert r.stdout.count("\n") == 1
+    assert r.stdout == ""
     assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
     assert r.returncode in (0, 141)
 

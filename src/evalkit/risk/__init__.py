@@ -17,6 +17,11 @@ The package turns the household panel into
    official risk categories, case closure (销号) and a masked village watch list (data only:
    writing it is :func:`evalkit.report.risk.write_watchlist_xlsx`).
 
+A whole province (tens of millions of panel rows) goes through :mod:`evalkit.risk.store` (features
+and labels county by county into Parquet) and :mod:`evalkit.risk.large` (the models fitted from
+the store with DuckDB: the logit on sufficient statistics, :mod:`evalkit.risk.models.cells`;
+boosting on a stratified sample); both are imported on use, not here.
+
 No line or threshold is written here: all come from :class:`evalkit.config.Policy`, which every
 function that reads one takes as a required argument. ``panel`` holds shared plumbing.
 """

@@ -27,8 +27,8 @@ from evalkit.risk.panel import (
     require_columns,
 )
 
-__all__ = ["CORE_FEATURES", "INCOME_DERIVED", "META_COLUMNS", "DEPENDENT_AGES", "COMPULSORY_SCHOOL_AGES",
-           "build_features", "feature_columns"]
+__all__ = ["CORE_FEATURES", "INCOME_DERIVED", "META_COLUMNS", "CONTEXT_COLUMNS", "DEPENDENT_AGES",
+           "COMPULSORY_SCHOOL_AGES", "build_features", "context_features", "feature_columns"]
 
 #: The generating features of the synthetic risk process (synth.TRUE_PARAMS['risk_model']):
 #: the interpretable specification of the logit model. ``dependent_share_base`` is the
@@ -48,6 +48,10 @@ INCOME_DERIVED = frozenset({
 #: Columns of :func:`build_features` that identify or describe a row but are not model inputs.
 META_COLUMNS = frozenset({"household_id", "year", "county_code", "village_code", "monitoring_line",
                           "poverty_line"})
+
+#: Village and county context at t: computed over every household of the village / county.
+CONTEXT_COLUMNS: tuple[str, ...] = ("village_mean_log_income_ratio", "village_share_below_line",
+                                    "village_disaster_share", "county_mean_log_income_ratio")
 
 # Age conventions (definitions, not policy thresholds): dependants are members under 16 or
 # 65 and over (national statistics' dependency convention, also the synthetic definition);
@@ -190,6 +194,50 @@ def _add_context(out: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def context_features(panel: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """The context columns of :func:`build_features`, one row per village and year.
+
+    Computed from every household of ``panel`` (one or several whole counties) as
+    :func:`build_features` computes them (the same means over the same rows, in household order),
+    so that features built for a subset of households (``build_features(..., context=...)``) get
+    the context of the whole village and county. Grouping runs on integer codes, not strings:
+    this is the step that reads every row of a county.
+
+    Returns
+    -------
+    DataFrame
+        ``village_code, year`` and :data:`CONTEXT_COLUMNS`.
+    """
+    require_columns(panel, ["household_id", "year", "county_code", "village_code", "income_per_capita"],
+                    "context_features panel")
+    hc = pd.factorize(panel["household_id"], sort=True)[0].astype(np.int64)
+    y = panel["year"].to_numpy(dtype=np.int64)
+    order = np.lexsort((y, hc))
+    hs, ys = hc[order], y[order]
+    dup = (hs[1:] == hs[:-1]) & (ys[1:] == ys[:-1])
+    if dup.any():
+        i = order[1:][dup][:3]
+        raise RiskModelError(f"panel has duplicated household-years, e.g. "
+                             f"{panel.iloc[i][['household_id', 'year']].to_dict('records')}")
+    p = panel.iloc[order]
+    mline = line_values(p["county_code"], p["year"], policy, "monitoring")
+    inc = pd.to_numeric(p["income_per_capita"], errors="raise").to_numpy(dtype=float)
+    vc, vu = pd.factorize(p["village_code"])
+    cc, cu = pd.factorize(p["county_code"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = pd.DataFrame({"v": vc, "c": cc, "year": ys, "lr": np.log(np.maximum(inc, 1.0) / mline),
+                          "below": inc < mline})
+    d["dis"] = known_true(p["shock_disaster"]) if "shock_disaster" in p.columns else 0.0
+    v = d.groupby(["v", "year"], sort=True).agg(c=("c", "first"), lr=("lr", "mean"), below=("below", "mean"),
+                                                dis=("dis", "mean")).reset_index()
+    cm = d.groupby(["c", "year"], sort=True)["lr"].mean()
+    county_mean = cm.reindex(pd.MultiIndex.from_arrays([v["c"], v["year"]])).to_numpy(dtype=float)
+    return pd.DataFrame({"village_code": vu.take(v["v"].to_numpy()), "year": v["year"].to_numpy(dtype=np.int64),
+                         CONTEXT_COLUMNS[0]: v["lr"].to_numpy(dtype=float),
+                         CONTEXT_COLUMNS[1]: v["below"].to_numpy(dtype=float),
+                         CONTEXT_COLUMNS[2]: v["dis"].to_numpy(dtype=float), CONTEXT_COLUMNS[3]: county_mean})
+
+
 def build_features(
     panel: pd.DataFrame,
     households: pd.DataFrame,
@@ -197,6 +245,9 @@ def build_features(
     policy: Policy,
     years: Iterable[int] | None = None,
     trend_window: int = 3,
+    *,
+    first_year: int | None = None,
+    context: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Features of each household-year t, using only information known at t.
 
@@ -238,6 +289,12 @@ def build_features(
         Output only these years t (history before them is still used).
     trend_window : int
         w, the years before t used for trend and volatility.
+    first_year : int, optional
+        The register's baseline year (of ``dependent_share_base``); default the first year of
+        ``panel``. Pass the whole dataset's first year when building features county by county.
+    context : DataFrame, optional
+        :func:`context_features` of the whole counties, used instead of the context of
+        ``panel``'s own households (when ``panel`` holds only some households of a county).
 
     Returns
     -------
@@ -251,7 +308,7 @@ def build_features(
     require_columns(members, ["household_id", "birth_year", "labour_capacity", "disability", "chronic_illness",
                               "in_school"], "build_features members")
     p = panel_frame(panel)
-    g = Grid(p["household_id"], p["year"])
+    g = Grid(p["household_id"], p["year"], first_year=first_year)
     info = household_info(households, g.ids, "build_features")
     t = p["year"].to_numpy(dtype=np.int64)
     mline = line_values(p["county_code"], p["year"], policy, "monitoring")
@@ -263,7 +320,12 @@ def build_features(
     f.update(_income_features(p, g, mline, pline, int(trend_window)))
     f.update(_event_features(p, policy))
     f.update(_register_features(p, info, g, t))
-    out = _add_context(pd.DataFrame(f))
+    if context is None:
+        out = _add_context(pd.DataFrame(f))
+    else:
+        require_columns(context, ["village_code", "year", *CONTEXT_COLUMNS], "build_features context")
+        out = pd.DataFrame(f).merge(context[["village_code", "year", *CONTEXT_COLUMNS]], on=["village_code", "year"],
+                                    how="left", validate="many_to_one")
     if years is not None:
         ys = {int(y) for y in years}
         out = out[out["year"].isin(ys)].reset_index(drop=True)

@@ -46,7 +46,7 @@ def numbers(s: pd.Series) -> np.ndarray:
 
 
 def line_values(county_code: pd.Series, year: pd.Series, policy: Policy, which: str) -> np.ndarray:
-    """Line of each row (one config lookup per distinct province-year, never per row).
+    """Line of each row (one config lookup per distinct county-year, never per row).
 
     Parameters
     ----------
@@ -57,16 +57,19 @@ def line_values(county_code: pd.Series, year: pd.Series, policy: Policy, which: 
     """
     if which not in LINES:
         raise RiskModelError(f"line must be one of {LINES}, got {which!r}")
-    prov = county_code.astype("string").str[:2]
-    if prov.isna().any():
+    codes, uniq = pd.factorize(county_code)
+    if (codes < 0).any():
         raise RiskModelError("county_code is missing for some rows; the monitoring line needs the province")
-    pairs = pd.MultiIndex.from_arrays([prov.to_numpy(dtype=object), year.to_numpy(dtype=np.int64)])
-    upairs = pairs.unique()
+    prov = [str(c)[:2] for c in uniq]
+    y = year.to_numpy(dtype=np.int64)
+    y0 = int(y.min()) if len(y) else 0
+    span = int(y.max()) - y0 + 1 if len(y) else 1
+    keys, inv = np.unique(codes.astype(np.int64) * span + (y - y0), return_inverse=True)
     if which == "monitoring":
-        vals = [policy.monitoring_line(p, int(y)) for p, y in upairs]
+        vals = [policy.monitoring_line(prov[k // span], int(k % span) + y0) for k in keys]
     else:
-        vals = [policy.poverty_line(int(y)) for _, y in upairs]
-    return pd.Series(vals, index=upairs, dtype=float).reindex(pairs).to_numpy(dtype=float)
+        vals = [policy.poverty_line(int(k % span) + y0) for k in keys]
+    return np.asarray(vals, dtype=float)[inv.ravel()]
 
 
 def panel_frame(panel: pd.DataFrame, counties: Iterable[str] | None = None) -> pd.DataFrame:
@@ -97,13 +100,18 @@ class Grid:
     ----------
     hh, year : Series
         Household id and year of each row of a :func:`panel_frame`.
+    first_year : int, optional
+        First calendar year of the grid (default the first year of ``year``; never later).
     """
 
-    def __init__(self, hh: pd.Series, year: pd.Series):
+    def __init__(self, hh: pd.Series, year: pd.Series, first_year: int | None = None):
         self.hi, ids = pd.factorize(hh, sort=True)
         self.ids = pd.Index(ids)
         y = year.to_numpy(dtype=np.int64)
-        self.years = np.arange(y.min(), y.max() + 1)
+        lo = int(y.min()) if first_year is None else int(first_year)
+        if lo > y.min():
+            raise RiskModelError(f"first_year {lo} is after the panel's first year {int(y.min())}")
+        self.years = np.arange(lo, y.max() + 1)
         self.yi = y - self.years[0]
         self.shape = (len(self.ids), len(self.years))
 
@@ -161,7 +169,12 @@ def register_at(info: pd.DataFrame, hi: np.ndarray, t: np.ndarray) -> tuple[np.n
     t : ndarray
         Year of each row.
     """
-    ey = numbers(info["exit_year"])[hi]
-    reg_t, ex_t = status_at(info["registered"].to_numpy(dtype=object)[hi],
-                            info["registration_year"].to_numpy(dtype=object)[hi], ey, t)
-    return reg_t, ex_t, ey
+    ey = numbers(info["exit_year"])
+    reg, ry = info["registered"].to_numpy(dtype=object), info["registration_year"].to_numpy(dtype=object)
+    years = np.unique(t)
+    R = np.empty((len(info), len(years)), bool)
+    E = np.empty_like(R)
+    for j, y in enumerate(years):  # loop over calendar years (status of every household), not rows
+        R[:, j], E[:, j] = status_at(reg, ry, ey, int(y))
+    yi = np.searchsorted(years, t)
+    return R[hi, yi], E[hi, yi], ey[hi]

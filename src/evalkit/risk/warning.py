@@ -256,10 +256,11 @@ def closure_by_year(closure: pd.DataFrame, last_year: int) -> pd.DataFrame:
 def watchlist(
     warnings: pd.DataFrame,
     households: pd.DataFrame,
-    members: pd.DataFrame,
+    members: pd.DataFrame | None,
     villages: pd.DataFrame | None = None,
     levels: Sequence[str] = ("red", "yellow"),
     k: int | None = None,
+    heads: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per-village watch list with the household head's name and ID number masked.
 
@@ -268,12 +269,16 @@ def watchlist(
     warnings : DataFrame
         :func:`early_warning` output (one year).
     households, members : DataFrame
+        ``members`` may be None when ``heads`` is given.
     villages : DataFrame, optional
         Adds ``township_name`` and ``village_name``.
     levels : sequence of str
         Levels listed.
     k : int, optional
         Keep only the top-k households of each village (follow-up capacity).
+    heads : DataFrame, optional
+        :func:`evalkit.privacy.masked_heads` computed already (the province store keeps them
+        instead of the members' names).
 
     Returns
     -------
@@ -283,12 +288,15 @@ def watchlist(
         main_risk_reason, risk_reasons`` sorted by county, village and descending score.
     """
     require_columns(warnings, [*KEYS, "score", "level", "main_reason", "reasons"], "watchlist")
-    require_columns(members, ["household_id", "name", "id_number", "relation_to_head"], "watchlist members")
+    if heads is None:
+        require_columns(members, ["household_id", "name", "id_number", "relation_to_head"], "watchlist members")
+        heads = privacy.masked_heads(members)
+    require_columns(heads, ["household_id", "head_name_masked", "head_id_number_masked"], "watchlist heads")
     w = warnings[warnings["level"].astype(str).isin(list(levels))]
     hh_cols = [c for c in ("household_id", "county_code", "village_code", "household_size") if c in households.columns]
     w = w.drop(columns=[c for c in ("county_code", "village_code") if c in w.columns]).merge(
         households[hh_cols], on="household_id", how="left", validate="many_to_one")
-    w = w.merge(privacy.masked_heads(members), on="household_id", how="left", validate="many_to_one")
+    w = w.merge(heads, on="household_id", how="left", validate="many_to_one")
     if villages is not None:
         vc = [c for c in ("village_code", "township_name", "village_name") if c in villages.columns]
         w = w.merge(villages[vc].drop_duplicates("village_code"), on="village_code", how="left")

@@ -36,11 +36,16 @@ from __future__ import annotations
 from evalkit.errors import BatchError
 from evalkit.runner.console import print_summary, summary_table_text
 from evalkit.runner.index import write_demo_index, write_index
+from evalkit.runner.lazy import defer_rfc3987_syntax
 from evalkit.runner.params import NotebookParam, coerce_params, notebook_parameters, parse_param_args
 from evalkit.runner.plan import PROVINCE, Plan, plan_batch, resolve_counties
 from evalkit.runner.results import BatchResult, CountyResult, key_results
 from evalkit.runner.run import run_batch
 from evalkit.runner.verify import Difference, VerifyResult, compare_json, verify
+
+# No runner module imports papermill/nbformat at import time, so this still comes first: about
+# 2.8 s saved in the batch process and again in its fork server (see evalkit.runner.lazy).
+defer_rfc3987_syntax()
 
 __all__ = [
     "BatchError", "NotebookParam", "CountyResult", "BatchResult", "Difference", "VerifyResult", "Plan",

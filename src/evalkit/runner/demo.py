@@ -7,9 +7,12 @@ data (``evalkit/notebooks``), so the demo also runs from an installed wheel.
 """
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from evalkit import synth
 from evalkit.assessment.result import ExitResult
@@ -81,16 +84,11 @@ def run_demo(out: str | Path = "reports/demo", data: str | Path = "data/demo", w
     print(label("runner_demo_village", lang))
     vres = _run(nbdir / "village_assessment.ipynb", poverty, {"method": "ebp"}, workers, out / "village", True,
                 lang)
+    # The risk run and the monitoring runs are single notebooks, each on one core: side by side
+    monitoring = _Background(_monitoring_runs, nbdir, data, common, out, lang)
     print(label("runner_demo_risk", lang))
     rres = _run(nbdir / "return_to_poverty_risk.ipynb", common, {}, 1, out / "risk", False, lang)
-    # The case store lives beside the data, never under the reports (its key file sits next to it).
-    store = str((data.parent / "monitoring" / f"{data.name}_cases.duckdb").resolve())
-    print(label("runner_demo_quarterly", lang))  # first: a month older than the last imported is refused
-    qres = _run(nbdir / "quarterly_report.ipynb", common, {"quarter": DEMO_QUARTER, "db_file": store}, 1,
-                out / "quarterly", False, lang)
-    print(label("runner_demo_monthly", lang))
-    mres = _run(nbdir / "monthly_check.ipynb", common, {"month": DEMO_MONTH, "db_file": store}, 1,
-                out / "monthly", False, lang)
+    qres, mres = monitoring.result()
     print(label("runner_demo_rollup", lang))
     pres = _run(nbdir / "province_rollup.ipynb", common,
                 {"run_dir": str((out / "county_exit").resolve()), "risk_dir": str((out / "risk").resolve())},
@@ -108,6 +106,44 @@ def run_demo(out: str | Path = "reports/demo", data: str | Path = "data/demo", w
     print(text("runner_demo_report", lang, path=(out / "index.html").resolve(),
                seconds=f"{time.perf_counter() - t0:.0f}"))
     return 1 if failed else 0
+
+
+def _monitoring_runs(nbdir: Path, data: Path, common: dict, out: Path, lang: str) -> tuple[BatchResult, BatchResult]:
+    """The quarterly report, then the monthly check (in this order: the store refuses a month older
+    than the last one imported)."""
+    # The case store lives beside the data, never under the reports (its key file sits next to it).
+    store = str((data.parent / "monitoring" / f"{data.name}_cases.duckdb").resolve())
+    print(label("runner_demo_quarterly", lang))
+    qres = _run(nbdir / "quarterly_report.ipynb", common, {"quarter": DEMO_QUARTER, "db_file": store}, 1,
+                out / "quarterly", False, lang)
+    print(label("runner_demo_monthly", lang))
+    mres = _run(nbdir / "monthly_check.ipynb", common, {"month": DEMO_MONTH, "db_file": store}, 1,
+                out / "monthly", False, lang)
+    return qres, mres
+
+
+class _Background:
+    """``fn(*args)`` in a daemon thread (an interrupted demo does not wait for it); ``result()``
+    joins it and re-raises its exception."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._out: list[Any] = []
+        self._err: list[BaseException] = []
+        self._t = threading.Thread(target=self._call, args=(fn, args), daemon=True, name="evalkit-demo")
+        self._t.start()
+
+    def _call(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            self._out.append(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
+            self._err.append(e)
+
+    def result(self) -> Any:
+        while self._t.is_alive():
+            self._t.join(0.2)  # short joins: Ctrl-C still reaches the main thread
+        if self._err:
+            raise self._err[0]
+        return self._out[0]
 
 
 def _run(nb: Path, common: dict, params: dict, workers: int, out: Path, progress: bool, lang: str) -> BatchResult:

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["THREAD_ENV", "BATCH_PID_ENV", "now", "stderr_to", "run_county", "run_local", "run_dask", "batch_lock",
            "clean_stale", "scrub_dir", "output_hashes", "lock_held_by", "set_parent_death_signal", "descendants",
-           "RUN_FILE"]
+           "RUN_FILE", "masker_for"]
 
 #: Environment variable holding the pid of the batch process (read by its fork server).
 BATCH_PID_ENV = "EVALKIT_BATCH_PID"
@@ -58,6 +58,9 @@ _ZIP_SUFFIXES = (".xlsx", ".xlsm")
 #: The masker of this worker process (set by the pool initializer: the dataset's member names).
 _MASKER: Masker | None = None
 _LIBC: Any = None
+#: Maskers built in this process, by their names (see masker_for); a few at most.
+_MASKERS: list[tuple[tuple[str, ...], Masker]] = []
+_MASKERS_LOCK = threading.Lock()
 _EXPORTER = threading.local()  # .html: nbconvert's HTMLExporter of the thread, see _html_exporter
 
 
@@ -157,10 +160,27 @@ def _error_message(e: BaseException, timeout: int) -> str:
     return _masker().text(_ANSI.sub("", msg).strip()) or ""
 
 
+def masker_for(names: Sequence[str]) -> Masker:
+    """The :class:`~evalkit.privacy.Masker` of ``names``, built once per process.
+
+    Building one takes seconds for a province (400,000 distinct names); the batch process, its
+    workers and a Dask worker's tasks reuse it.
+    """
+    key = tuple(names)
+    with _MASKERS_LOCK:
+        for k, m in _MASKERS:
+            if k == key:
+                return m
+        m = Masker(key)
+        # also under its own (filtered, sorted) names: what a plan hands on to the workers
+        _MASKERS[:] = [*_MASKERS[-4:], (key, m), (tuple(m.names), m)]
+    return m
+
+
 def _masker(job: Mapping[str, Any] | None = None) -> Masker:
     if _MASKER is not None:
         return _MASKER
-    return Masker((job or {}).get("names") or ())
+    return masker_for((job or {}).get("names") or ())
 
 
 def scrub_dir(d: Path, masker: Masker) -> list[str]:
@@ -380,7 +400,7 @@ def run_county(job: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def _worker_init(batch_pid: int | None = None, names: tuple[str, ...] = ()) -> None:
+def _worker_init(batch_pid: int | None = None, names: tuple[str, ...] | Masker = ()) -> None:
     # The batch process decides on Ctrl-C (it kills the pool). A worker whose parent (the fork
     # server, which dies with the batch process) dies is killed by Linux; a watchdog thread on the
     # batch's pid covers the rest, and the worker's notebook kernel then exits through ipykernel's
@@ -388,7 +408,8 @@ def _worker_init(batch_pid: int | None = None, names: tuple[str, ...] = ()) -> N
     global _MASKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_parent_death_signal()
-    _MASKER = Masker(names)
+    # the batch's Masker itself arrives pickled: unpickling is much cheaper than building it again
+    _MASKER = names if isinstance(names, Masker) else masker_for(names)
     if batch_pid is not None:
         threading.Thread(target=_watchdog, args=(batch_pid, _start_time(batch_pid)), daemon=True,
                          name="evalkit-batch-watchdog").start()
@@ -427,11 +448,11 @@ def run_local(jobs: list[dict[str, Any]], workers: int) -> Iterator[dict[str, An
     jobs = [{**j, "batch_pid": os.getpid(), "batch_host": platform.node()} for j in jobs]
     names = tuple(jobs[0].get("names") or ())
     jobs = [{k: v for k, v in j.items() if k != "names"} for j in jobs]  # sent once per worker instead
-    _MASKER = Masker(names)  # this process's own records (a crashed worker's county)
+    _MASKER = masker_for(names)  # this process's own records (a crashed worker's county)
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["evalkit.runner.execute", "papermill", "nbconvert", "pandas"])
     ex = ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs))), mp_context=ctx,
-                             initializer=_worker_init, initargs=(os.getpid(), names))
+                             initializer=_worker_init, initargs=(os.getpid(), _MASKER))
     try:
         futs = {ex.submit(run_county, j): j for j in jobs}
         for f in as_completed(futs):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.privacy import Masker
-from evalkit.runner.execute import batch_lock, clean_stale, now, run_dask, run_local
+from evalkit.runner.execute import batch_lock, clean_stale, masker_for, now, run_dask, run_local
 from evalkit.runner.index import write_index
 from evalkit.runner.manifest import write_manifest
 from evalkit.runner.plan import Plan, plan_batch
@@ -108,7 +108,7 @@ def run_batch(notebook: str | Path, data: str | Path, counties: str | Iterable[s
     check_lang(progress_lang)
     plan = plan_batch(notebook, data, counties, params, out, timeout, kernel_name)
     plan.out.mkdir(parents=True, exist_ok=True)
-    masker = Masker(plan.names)
+    masker = masker_for(plan.names)  # built once: the workers get this one
     summary, index = plan.out / "summary.csv", plan.out / "index.html"
     with batch_lock(plan.out):
         clean_stale(plan.out)  # left by a killed run; nobody else writes here (we hold the lock)

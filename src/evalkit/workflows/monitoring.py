@@ -17,6 +17,7 @@ is a note as well (:class:`evalkit.text.Note`, rendered in the report's language
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -32,7 +33,8 @@ from evalkit.outputs import write_json
 from evalkit.report.risk import write_watchlist_xlsx
 from evalkit.text import Note, check_lang, render_notes
 
-__all__ = ["MonitoringRun", "run_monitoring", "write_outputs", "MODEL_NAMES", "DATA_TABLES"]
+__all__ = ["MonitoringRun", "run_monitoring", "write_outputs", "run_province_risk", "MODEL_NAMES", "DATA_TABLES",
+           "PROVINCE_SAMPLE_ROWS", "PROVINCE_CALIBRATION_ROWS"]
 
 MODEL_NAMES = ("rule", "logit", "boosting", "vulnerability")
 #: Tables a monitoring run reads (``results.json`` ``data_sha256`` is their fingerprint, see
@@ -345,4 +347,215 @@ def write_outputs(run: MonitoringRun, output_dir: str | Path, lang: str = "zh") 
     p = out / "red_share_by_county.csv"
     rs.to_csv(p, index=False, encoding="utf-8-sig")
     paths["red_share"] = p
+    return paths
+
+
+# -- the whole province, out of core ------------------------------------------------------------
+#: Booster rows sampled for the province (of the years before the calibration year) and
+#: calibration-year rows: docs/methods.md §6 shows the AUC they cost against the full fit.
+PROVINCE_SAMPLE_ROWS = 300_000
+PROVINCE_CALIBRATION_ROWS = 100_000
+
+
+def _province_fit(con: Any, glob: str, years: list[int], models: dict, cols: list[str], kw: dict) -> tuple:
+    from evalkit.risk import large
+
+    return large.fit_models(con, glob, years, models, cols, **kw)
+
+
+def _province_choice(con: Any, glob: str, models: dict, train_years: list[int], h: int, cols: list[str],
+                     kw: dict, k: int, notes: list[Note]) -> tuple[str, int | None, pd.DataFrame | None]:
+    """:func:`run_monitoring`'s honest choice on the province store: recall@k on the last training
+    year, the candidates fitted on the years before it; a model that cannot be fitted there is left out."""
+    from evalkit.risk import large
+
+    fallback = "logit" if "logit" in models else next(m for m in models if m != "rule")
+    sel = train_years[-1]
+    sel_train = [y for y in train_years if y + h <= sel]
+    if len(train_years) < 2 or not sel_train:
+        notes.append(Note("note_risk_fallback_few_years", {"n": len(train_years), "first": train_years[0],
+                                                           "last": train_years[-1], "model": _model_note(fallback)}))
+        return fallback, None, None
+    fitted, info = {}, {}
+    for name, m in models.items():  # one model may need more years than the window has
+        try:
+            f1, i1 = _province_fit(con, glob, sel_train, {name: m}, cols, kw)
+        except RiskModelError as e:
+            notes.append(Note("note_risk_not_candidate", {"model": _model_note(name), "first": sel_train[0],
+                                                          "last": sel_train[-1], "year": sel, "error": str(e)}))
+            continue
+        fitted.update(f1)
+        info.update(i1)
+    vr = large.evaluate(fitted, large.year_rows(con, glob, sel), cols, info, sel_train, sel, k=k, detail=False)
+    rec = vr.metrics.set_index("model")["recall_at_k"].drop(index="rule", errors="ignore")
+    if rec.notna().any():
+        return str(rec.idxmax()), int(sel), vr.metrics
+    notes.append(Note("note_risk_fallback_no_returner", {"year": sel, "model": _model_note(fallback)}))
+    return fallback, None, None
+
+
+def _province_list(con: Any, st: Any, model: Any, cols: list[str], policy: Policy, threads: int
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Warnings of every exited household in the last panel year and the masked village watch list."""
+    from evalkit.risk import large
+
+    cur = large.year_rows(con, st.features_glob, st.last_year, labelled=False)
+    cur["score"] = model.predict_proba(cur[cols])[:, 1]
+    warnings = risk.early_warning(cur, policy)
+    listed = warnings.loc[warnings["level"].isin(["red", "yellow"]), "household_id"]
+    hh = cur[["household_id", "county_code", "village_code", "household_size"]]
+    return warnings, risk.watchlist(warnings, hh, None, heads=st.masked_heads(listed, threads))
+
+
+def _province_results(vr: Any, best: str, sel_year: int | None, sel_metrics: pd.DataFrame | None, score_year: int,
+                      k: int, warnings: pd.DataFrame, closure: pd.DataFrame, counties: list[str] | None,
+                      notes: list[Note], sha: str, lang: str) -> dict:
+    """``results.json`` of a province run: the keys of :meth:`MonitoringRun.results`."""
+    m = vr.metrics.set_index("model")
+    out: dict = {"test_year": int(vr.test_year), "capacity_k": int(k), "train_years": [int(y) for y in vr.train_years],
+                 "best_model": best, "selection_year": sel_year, "score_year": int(score_year), "models": []}
+    for name, r in m.iterrows():
+        vals = {key: MonitoringRun._finite(r[col], key, str(name), vr.test_year) for key, col in _METRICS.items()}
+        out["rule_baseline" if name == "rule" else name] = vals
+        if name != "rule":
+            out["models"].append(name)
+    if sel_metrics is not None:
+        out["selection_recall_at_k"] = {str(n): float(v) for n, v in sel_metrics.set_index("model")["recall_at_k"]
+                                        .items()}
+    out["red_households"] = int((warnings["level"] == "red").sum())
+    row = closure.loc[score_year] if score_year in closure.index else pd.Series({"cleared": 0, "open": 0})
+    out["closed_cases"], out["open_cases"] = int(row["cleared"]), int(row["open"])
+    out["counties"] = counties if counties is not None else "all"
+    out["quarantined_rows"] = {}
+    out["notes"] = render_notes(notes, lang)
+    out["data_sha256"] = sha
+    out["evalkit_version"] = __version__
+    return out
+
+
+def _red_share(warnings: pd.DataFrame) -> pd.DataFrame:
+    out = (warnings.assign(red=warnings["level"].eq("red"))
+           .groupby("county_code").agg(households=("red", "size"), red=("red", "sum")).reset_index())
+    out["red_share"] = out["red"] / out["households"]
+    return out
+
+
+def run_province_risk(data_dir: str | Path, output_dir: str | Path, *, policy: Policy,
+                      counties: Sequence[str] | None = None, seed: int = 0, lang: str = "zh", workers: int = 2,
+                      sample_rows: int | None = PROVINCE_SAMPLE_ROWS,
+                      calibration_rows: int | None = PROVINCE_CALIBRATION_ROWS, capacity_k: int = 5,
+                      threads: int = 2) -> dict:
+    """The risk models on a whole province, out of core: :func:`run_monitoring` at province scale.
+
+    Features and labels are built county by county into a Parquet store
+    (:func:`evalkit.risk.store.build_store`, ``workers`` processes); the models are fitted from it
+    with DuckDB (:mod:`evalkit.risk.large`): the logit on cells (sufficient statistics, lossless),
+    boosting on a stratified sample of ``sample_rows`` booster rows and ``calibration_rows``
+    rows of the held-out calibration year (None: every row), the vulnerability model on every
+    row. The model is chosen on the selection year, reported on the test year and refitted on
+    every labelled year to score the exited households of the last panel year — as in
+    :func:`run_monitoring`. The input is the partitioned Parquet layout (``panel/<county>.parquet``
+    ...); it is read as it is, not validated (run ``evalkit validate`` on it first).
+
+    Writes into ``output_dir``: ``results.json`` (the keys of :meth:`MonitoringRun.results`, with
+    ``data_sha256`` of the whole dataset), ``red_share_by_county.csv`` (what
+    :func:`evalkit.workflows.province.collect_risk_shares` reads), ``metrics.csv``,
+    ``metrics_by_county.csv``, ``capture_curve.csv``, ``calibration.csv``, ``logit_effects.csv``,
+    ``warnings.parquet``, ``watchlist.parquet`` (masked), ``store_summary.csv`` and the store itself
+    under ``store/``.
+
+    Returns
+    -------
+    dict
+        ``timings`` (seconds per stage and ``total_s``), ``paths``, ``metrics`` (per model on the
+        test year), ``best_model``, ``test_year``, ``n_rows`` and ``fits`` (what each model was fitted on).
+    """
+    from evalkit.data import dataset_fingerprint
+    from evalkit.risk import large, store
+
+    check_lang(lang)
+    t_all = time.perf_counter()
+    timings: dict[str, float] = {}
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    sha = dataset_fingerprint(data_dir, DATA_TABLES)
+    timings["fingerprint_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    st = store.build_store(data_dir, out / "store", policy, counties, workers=workers, seed=seed)
+    timings["store_s"] = time.perf_counter() - t0
+    con = large.connect(threads=threads)
+    try:
+        r = _province_stages(con, st, policy, seed, {"sample_rows": sample_rows, "calibration_rows": calibration_rows},
+                             capacity_k, timings)
+    finally:
+        con.close()
+    t0 = time.perf_counter()
+    res = _province_results(r["vr"], r["best"], r["sel_year"], r["sel_metrics"], st.last_year, capacity_k,
+                            r["warnings"], st.closure, list(st.counties) if counties is not None else None, r["notes"],
+                            sha, lang)
+    paths = {**_write_province(out, res, r["vr"], r["vr"].models, r["warnings"], r["watch"], st.summary),
+             "store": st.path}
+    timings["outputs_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_all
+    return {"timings": timings, "paths": {k: str(v) for k, v in paths.items()},
+            "metrics": {n: res[n] for n in res["models"]} | {"rule": res["rule_baseline"]},
+            "best_model": r["best"], "test_year": r["vr"].test_year, "selection_year": r["sel_year"],
+            "n_rows": {"panel": int(st.summary["panel_rows"].sum()), "store": int(st.summary["store_rows"].sum()),
+                       "labelled": int(st.summary["labelled"].sum()), "counties": len(st.counties),
+                       "score_year_households": len(r["warnings"])},
+            "fits": {"validation": r["info"], "final": r["final_info"]}}
+
+
+def _province_stages(con: Any, st: Any, policy: Policy, seed: int, kw: dict, k: int, timings: dict) -> dict:
+    """Selection, validation and the final list of :func:`run_province_risk` (timed into ``timings``)."""
+    from evalkit.risk import large
+
+    glob = st.features_glob
+    cols = large.input_columns(large.store_columns(con, glob))
+    _, _, h = risk.label_definition(policy)
+    years = [int(y) for y in large.labelled_years(con, glob)["year"]]
+    if not years:
+        raise RiskModelError(f"{st.path}: no labelled household-year of an exited household")
+    test_year = years[-1]
+    train_years = [y for y in years if y + h <= test_year]
+    models = large.province_models(seed=seed, n_threads=1)
+    notes: list[Note] = []
+    n_missing = int(st.summary["income_missing"].sum())
+    if n_missing:
+        notes.append(Note("note_risk_income_missing", {"n": n_missing}))
+    t0 = time.perf_counter()
+    best, sel_year, sel_metrics = _province_choice(con, glob, models, train_years, h, cols, kw, k, notes)
+    timings["selection_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fitted, info = _province_fit(con, glob, train_years, models, cols, kw)
+    vr = large.evaluate(fitted, large.year_rows(con, glob, test_year), cols, info, train_years, test_year, k=k)
+    timings["validation_s"] = time.perf_counter() - t0
+    no_pos = vr.by_county.loc[vr.by_county["n_positives"] == 0, "county_code"].drop_duplicates().astype(str)
+    notes += [Note("note_risk_county_no_returner", {"county": cc, "year": test_year}) for cc in no_pos]
+    t0 = time.perf_counter()
+    final, final_info = _province_fit(con, glob, years, {best: models[best]}, cols, kw)
+    warnings, watch = _province_list(con, st, final[best], cols, policy, int(kw.get("threads", 2)))
+    timings["final_s"] = time.perf_counter() - t0
+    return {"vr": vr, "info": info, "best": best, "sel_year": sel_year, "sel_metrics": sel_metrics,
+            "warnings": warnings, "watch": watch, "notes": notes, "final_info": final_info}
+
+
+def _write_province(out: Path, res: dict, vr: Any, fitted: dict, warnings: pd.DataFrame, watch: pd.DataFrame,
+                    summary: pd.DataFrame) -> dict[str, Path]:
+    """The files of :func:`run_province_risk` (tables as UTF-8 CSV with BOM, lists as Parquet)."""
+    paths = {"results": write_json(res, out / "results.json")}
+    tables = {"red_share": (_red_share(warnings), "red_share_by_county.csv"),
+              "metrics": (vr.metrics, "metrics.csv"), "by_county": (vr.by_county, "metrics_by_county.csv"),
+              "curve": (vr.curve, "capture_curve.csv"), "calibration": (vr.calibration, "calibration.csv"),
+              "store_summary": (summary, "store_summary.csv")}
+    if "logit" in fitted:
+        tables["effects"] = (fitted["logit"].effects().reset_index(), "logit_effects.csv")
+    for key, (df, name) in tables.items():  # loop over files
+        df.to_csv(out / name, index=False, encoding="utf-8-sig")
+        paths[key] = out / name
+    for key, df in (("warnings", warnings), ("watchlist", watch)):
+        paths[key] = out / f"{key}.parquet"
+        df.assign(**{c: df[c].astype(str) for c in ("level", "warning_level") if c in df.columns}).to_parquet(
+            paths[key], index=False)
     return paths

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from evalkit.errors import RiskModelError
 from evalkit.risk.features import feature_columns
 
-__all__ = ["RANDOM_STATE", "RiskModel", "as_frame"]
+__all__ = ["RANDOM_STATE", "RiskModel", "as_frame", "with_odds_ratios"]
 
 #: Seed of every random component (boosting); results are reproducible run to run.
 RANDOM_STATE = 0
@@ -90,3 +90,13 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """Class with the larger probability (a 0.5 cut; use the scores for ranking)."""
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
+
+
+def with_odds_ratios(out: pd.DataFrame, include_fixed_effects: bool) -> pd.DataFrame:
+    """A logit's coefficient table (``coef``, ``ci_low``, ``ci_high``) with odds ratios and their
+    interval; the county fixed effects dropped unless ``include_fixed_effects``."""
+    out = out.assign(odds_ratio=np.exp(out["coef"]), or_ci_low=np.exp(out["ci_low"]),
+                     or_ci_high=np.exp(out["ci_high"]))
+    if not include_fixed_effects:
+        out = out[~out.index.str.startswith("county[")]
+    return out

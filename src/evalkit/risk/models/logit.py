@@ -10,7 +10,7 @@ from scipy.special import expit
 
 from evalkit.errors import RiskModelError
 from evalkit.risk.features import CORE_FEATURES
-from evalkit.risk.models.base import RiskModel, as_frame
+from evalkit.risk.models.base import RiskModel, as_frame, with_odds_ratios
 from evalkit.risk.panel import require_columns
 
 __all__ = ["LogitModel"]
@@ -145,9 +145,4 @@ class LogitModel(RiskModel):
             "coef": np.asarray(r.params), "se": np.asarray(r.bse), "z": np.asarray(r.tvalues),
             "p_value": np.asarray(r.pvalues), "ci_low": ci[:, 0], "ci_high": ci[:, 1],
         }, index=pd.Index(self.param_names_, name="term"))
-        out["odds_ratio"] = np.exp(out["coef"])
-        out["or_ci_low"] = np.exp(out["ci_low"])
-        out["or_ci_high"] = np.exp(out["ci_high"])
-        if not include_fixed_effects:
-            out = out[~out.index.str.startswith("county[")]
-        return out
+        return with_odds_ratios(out, include_fixed_effects)
