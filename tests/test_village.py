@@ -10,6 +10,7 @@ import pytest
 from evalkit.assessment.village import VillageCriteria, conditions_met, village_verdicts
 from evalkit.config import load_policy
 from evalkit.data import load_dataset
+from evalkit.errors import ExitAssessmentError
 from evalkit.sae.ebp import area_indicators
 from evalkit.sae.estimates import estimate_villages
 from evalkit.synth.village_indicators import village_indicators
@@ -146,3 +147,14 @@ def test_benchmarked_ebp_adds_up_to_the_county_direct_estimate_and_has_its_own_m
     for k, fr in est.frames.items():
         n = est.direct.n[k].reindex(fr.index).fillna(0)
         assert (n[fr["method"] == "direct"] >= DIRECT_MIN_N).all(), k
+
+
+def test_a_county_without_a_field_survey_is_named(small_province, tmp_path):
+    # a non-poverty county has no evaluators' sample: the error says so instead of "missing table"
+    d = tmp_path / "nosurvey"
+    d.mkdir()
+    for p in small_province.iterdir():
+        if p.name != "field_survey":
+            (d / p.name).symlink_to(p)
+    with pytest.raises(ExitAssessmentError, match="no field survey of county 610632"):
+        village.assess_villages(d, "610632", method="ebp", policy=load_policy(), B=5, seed=1)

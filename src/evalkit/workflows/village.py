@@ -102,9 +102,12 @@ def assess_villages(data_dir: str | Path, county_code: str, year: int | None = N
     """
     county_code = str(county_code)
     ds = load_dataset(data_dir, tables=_TABLES, counties=[county_code])
-    for t in ("counties", "villages", "households", "field_survey"):
+    for t in ("counties", "villages", "households"):
         if t not in ds:
             raise ExitAssessmentError(f"the village assessment needs table {t} in {data_dir}")
+    if "field_survey" not in ds:  # the table is read per county: absent = this county was not sampled
+        raise ExitAssessmentError(f"no field survey of county {county_code} in {data_dir}: the village "
+                                  "estimates need the evaluators' sample of the county")
     counties = ds["counties"].set_index("county_code")
     if county_code not in counties.index:
         raise ExitAssessmentError(f"county {county_code} is not in {data_dir}")
