@@ -34,7 +34,7 @@ from scipy.stats import multivariate_normal, norm
 
 from evalkit.errors import SurveyError
 from evalkit.register import HH_STRATA, VILLAGE_STRATA
-from evalkit.survey.replicates import pps_probabilities
+from evalkit.survey.replicates import ReplicateDraws, pps_probabilities
 from evalkit.survey.sampling import SAMPLE_COLUMNS, SampleFrame
 
 __all__ = ["TwoPhaseDraws", "second_phase_replicates", "second_phase_rows", "draw_second_phase", "spending_alpha",
@@ -45,7 +45,7 @@ SPENDING_FUNCTIONS: tuple[str, ...] = ("obf", "pocock")
 
 
 @dataclass(frozen=True)
-class TwoPhaseDraws:
+class TwoPhaseDraws(ReplicateDraws):
     """Union samples (first phase + second phase) of one or many replicates of the second phase.
 
     One entry per household of the union of each replicate: ``rep``, ``row`` (row in
@@ -53,17 +53,7 @@ class TwoPhaseDraws:
     probabilities of the union, see the module docstring); ``weight`` = 1 / their product.
     """
 
-    rep: np.ndarray
-    row: np.ndarray
     phase: np.ndarray
-    prob_village: np.ndarray
-    prob_household: np.ndarray
-    n_reps: int
-
-    @property
-    def weight(self) -> np.ndarray:
-        """Design weights of the union."""
-        return 1.0 / (self.prob_village * self.prob_household)
 
 
 def _check_increments(add_villages: Mapping[str, int], add_households: Mapping[str, int]) -> tuple[dict, dict]:
