@@ -33,8 +33,8 @@ from evalkit.outputs import write_json
 from evalkit.report.risk import write_watchlist_xlsx
 from evalkit.text import Note, check_lang, render_notes
 
-__all__ = ["MonitoringRun", "run_monitoring", "write_outputs", "run_province_risk", "MODEL_NAMES", "DATA_TABLES",
-           "PROVINCE_SAMPLE_ROWS", "PROVINCE_CALIBRATION_ROWS"]
+__all__ = ["MonitoringRun", "run_monitoring", "write_outputs", "run_province_risk", "results_json", "MODEL_NAMES",
+           "DATA_TABLES", "PROVINCE_SAMPLE_ROWS", "PROVINCE_CALIBRATION_ROWS"]
 
 MODEL_NAMES = ("rule", "logit", "boosting", "vulnerability")
 #: Tables a monitoring run reads (``results.json`` ``data_sha256`` is their fingerprint, see
@@ -99,36 +99,16 @@ class MonitoringRun:
         cleared (销号) during the score year / still open at its end. A metric that is not a
         finite number raises :class:`~evalkit.errors.RiskModelError` naming the model and the metric.
         """
-        m = self.validation.metrics.set_index("model")
-        out: dict = {"test_year": int(self.test_year), "capacity_k": int(self.capacity_k),
-                     "train_years": [int(y) for y in self.train_years], "best_model": self.best_model,
-                     "selection_year": None if self.selection_year is None else int(self.selection_year),
-                     "score_year": int(self.score_year), "models": []}
-        for name, r in m.iterrows():
-            vals = {key: self._finite(r[col], key, str(name), self.test_year) for key, col in _METRICS.items()}
-            if name == "rule":
-                out["rule_baseline"] = vals
-            else:
-                out[name] = vals
-                out["models"].append(name)
-        if self.selection is not None:
-            sm = self.selection.set_index("model")
-            out["selection_recall_at_k"] = {str(n): self._finite(v, "recall_at_k", str(n), self.selection_year)
-                                            for n, v in sm["recall_at_k"].items()}
-        out["red_households"] = int((self.warnings["level"] == "red").sum())
         cy = self.closure_by_year()
         row = cy.loc[self.score_year] if self.score_year in cy.index else pd.Series({"cleared": 0, "open": 0})
-        out["closed_cases"] = int(row["cleared"])
-        out["open_cases"] = int(row["open"])
-        out["counties"] = self.counties if self.counties is not None else "all"
-        out["quarantined_rows"] = {t: int(n) for t, n in self.quarantined_rows.items()}
-        out["notes"] = render_notes(self.notes, lang)
-        out["data_sha256"] = self.data_sha256
-        out["evalkit_version"] = __version__
-        return out
+        return results_json(self.validation.metrics, self.test_year, self.train_years, self.capacity_k,
+                            self.best_model, self.selection_year, self.selection, self.score_year,
+                            self.warnings, row, self.counties, self.quarantined_rows, self.notes,
+                            self.data_sha256, lang)
 
     @staticmethod
-    def _finite(v: Any, metric: str, model: str, year: int | None) -> float:
+    def finite(v: Any, metric: str, model: str, year: int | None) -> float:
+        """``v`` as a float; a metric that is not a finite number raises :class:`RiskModelError`."""
         f = float(v)
         if not math.isfinite(f):
             raise RiskModelError(
@@ -407,26 +387,26 @@ def _province_list(con: Any, st: Any, model: Any, cols: list[str], policy: Polic
     return warnings, risk.watchlist(warnings, hh, None, heads=st.masked_heads(listed, threads))
 
 
-def _province_results(vr: Any, best: str, sel_year: int | None, sel_metrics: pd.DataFrame | None, score_year: int,
-                      k: int, warnings: pd.DataFrame, closure: pd.DataFrame, counties: list[str] | None,
-                      notes: list[Note], sha: str, lang: str) -> dict:
-    """``results.json`` of a province run: the keys of :meth:`MonitoringRun.results`."""
-    m = vr.metrics.set_index("model")
-    out: dict = {"test_year": int(vr.test_year), "capacity_k": int(k), "train_years": [int(y) for y in vr.train_years],
-                 "best_model": best, "selection_year": sel_year, "score_year": int(score_year), "models": []}
-    for name, r in m.iterrows():
-        vals = {key: MonitoringRun._finite(r[col], key, str(name), vr.test_year) for key, col in _METRICS.items()}
+def results_json(metrics: pd.DataFrame, test_year: int, train_years: Sequence[int], k: int, best: str,
+                 sel_year: int | None, selection: pd.DataFrame | None, score_year: int, warnings: pd.DataFrame,
+                 closure_row: pd.Series, counties: list[str] | None, quarantined: dict[str, int],
+                 notes: list[Note], sha: str, lang: str) -> dict:
+    """``results.json`` of a risk run (in memory or province): see :meth:`MonitoringRun.results`."""
+    out: dict = {"test_year": int(test_year), "capacity_k": int(k), "train_years": [int(y) for y in train_years],
+                 "best_model": best, "selection_year": None if sel_year is None else int(sel_year),
+                 "score_year": int(score_year), "models": []}
+    for name, r in metrics.set_index("model").iterrows():  # one row per model
+        vals = {key: MonitoringRun.finite(r[col], key, str(name), test_year) for key, col in _METRICS.items()}
         out["rule_baseline" if name == "rule" else name] = vals
         if name != "rule":
             out["models"].append(name)
-    if sel_metrics is not None:
-        out["selection_recall_at_k"] = {str(n): float(v) for n, v in sel_metrics.set_index("model")["recall_at_k"]
-                                        .items()}
+    if selection is not None:
+        out["selection_recall_at_k"] = {str(n): MonitoringRun.finite(v, "recall_at_k", str(n), sel_year)
+                                        for n, v in selection.set_index("model")["recall_at_k"].items()}
     out["red_households"] = int((warnings["level"] == "red").sum())
-    row = closure.loc[score_year] if score_year in closure.index else pd.Series({"cleared": 0, "open": 0})
-    out["closed_cases"], out["open_cases"] = int(row["cleared"]), int(row["open"])
+    out["closed_cases"], out["open_cases"] = int(closure_row["cleared"]), int(closure_row["open"])
     out["counties"] = counties if counties is not None else "all"
-    out["quarantined_rows"] = {}
+    out["quarantined_rows"] = {t: int(n) for t, n in quarantined.items()}
     out["notes"] = render_notes(notes, lang)
     out["data_sha256"] = sha
     out["evalkit_version"] = __version__
@@ -491,9 +471,11 @@ def run_province_risk(data_dir: str | Path, output_dir: str | Path, *, policy: P
     finally:
         con.close()
     t0 = time.perf_counter()
-    res = _province_results(r["vr"], r["best"], r["sel_year"], r["sel_metrics"], st.last_year, capacity_k,
-                            r["warnings"], st.closure, list(st.counties) if counties is not None else None, r["notes"],
-                            sha, lang)
+    vr = r["vr"]
+    closed = st.closure.loc[st.last_year] if st.last_year in st.closure.index else pd.Series({"cleared": 0, "open": 0})
+    res = results_json(vr.metrics, vr.test_year, vr.train_years, capacity_k, r["best"], r["sel_year"],
+                       r["sel_metrics"], st.last_year, r["warnings"], closed,
+                       list(st.counties) if counties is not None else None, {}, r["notes"], sha, lang)
     paths = {**_write_province(out, res, r["vr"], r["vr"].models, r["warnings"], r["watch"], st.summary),
              "store": st.path}
     timings["outputs_s"] = time.perf_counter() - t0
